@@ -1,0 +1,73 @@
+/* Layer 1: switching stacks. Knows nothing but registers and stacks.
+ *
+ * A context is a saved stack pointer (the assembly back ends push the
+ * callee-saved registers on the stack being left) or, with the portable
+ * fallback (CIO_SWITCH_UCONTEXT), a ucontext_t. cio__ctx_make prepares a fresh
+ * stack so that the first switch to it calls entry(arg); entry must never
+ * return (it switches away for the last time instead).
+ *
+ * The sanitizers must be told when the stack changes under them (fiber
+ * annotations); cio__ctx_switch does that, so callers only say whether the
+ * context being left will ever run again.
+ */
+#ifndef CIO_ARCH_SWITCH_H
+#define CIO_ARCH_SWITCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef CIO_SWITCH_UCONTEXT
+#include <ucontext.h>
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CIO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CIO_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define CIO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CIO_TSAN 1
+#endif
+#endif
+
+typedef struct cio__ctx {
+#ifdef CIO_SWITCH_UCONTEXT
+  ucontext_t uc;
+#else
+  void *sp; /* saved stack pointer; the registers sit on that stack */
+#endif
+  void *stack_lo;    /* lowest usable address; NULL for a thread's own stack */
+  size_t stack_size; /* learned from the sanitizer for a thread's own stack */
+#ifdef CIO_ASAN
+  void *asan_fake;
+#endif
+#ifdef CIO_TSAN
+  void *tsan_fiber;
+#endif
+} cio__ctx;
+
+/* Prepare ctx to run entry(arg) on [lo, lo + size). */
+void cio__ctx_make(cio__ctx *ctx, void *lo, size_t size, void (*entry)(void *), void *arg);
+
+/* Capture the calling thread's own context so that it can be switched back to. */
+void cio__ctx_init_thread(cio__ctx *ctx);
+
+/* Switch from `from` (saved here) to `to`. `from_dies` says `from` will never be
+ * resumed (a finished task), so the sanitizers can drop its state. Returns when
+ * something switches back to `from`. */
+void cio__ctx_switch(cio__ctx *from, cio__ctx *to, bool from_dies);
+
+/* Called first thing on a fresh context (inside entry): completes the
+ * sanitizer hand-over and records the bounds of the stack that started it in
+ * `from`. */
+void cio__ctx_entered(cio__ctx *self, cio__ctx *from);
+
+/* Release what cio__ctx_make allocated (a TSan fiber). */
+void cio__ctx_destroy(cio__ctx *ctx);
+
+#endif

@@ -1,0 +1,119 @@
+/* Error codes and messages. See error.h and include/cio/errors.h. */
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static CIO__TLS struct cio__errslot thread_slot;
+static CIO__TLS struct cio__errslot *cur_slot;
+
+static struct cio__errslot *slot(void) { return cur_slot ? cur_slot : &thread_slot; }
+
+void cio__errslot_use(struct cio__errslot *s) { cur_slot = s; }
+
+void cio__errslot_clear(struct cio__errslot *s) {
+  if (s->owned) free((void *)s->msg);
+  s->msg = NULL;
+  s->owned = false;
+  s->code = 0;
+}
+
+static void set(int code, const char *msg, bool owned) {
+  struct cio__errslot *s = slot();
+  if (s->owned) free((void *)s->msg);
+  s->code = code;
+  s->msg = msg;
+  s->owned = owned;
+}
+
+int cio__fail_static(int code, const char *msg) {
+  set(code, msg, false);
+  return code;
+}
+
+int cio__fail_copy(int code, const char *msg) {
+  char *copy = msg ? strdup(msg) : NULL;
+  set(code, copy, copy != NULL);
+  return code;
+}
+
+static int vfail(int code, const char *fmt, va_list ap) {
+  char *msg = NULL;
+  if (fmt && vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+  set(code, msg, msg != NULL);
+  return code;
+}
+
+int cio__fail(int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfail(code, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+int cio_raise(int code, const char *fmt, ...) {
+  if (code >= 0) code = CIO_ERUNTIME;
+  va_list ap;
+  va_start(ap, fmt);
+  vfail(code, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+int cio__errcode_thread(void) { return slot()->code; }
+
+int cio_errcode(void) { return slot()->code; }
+
+const char *cio_errmsg(void) {
+  struct cio__errslot *s = slot();
+  if (s->msg) return s->msg;
+  return s->code ? cio_strerror(s->code) : "";
+}
+
+const char *cio__errslot_take(int code, bool *owned) {
+  struct cio__errslot *s = slot();
+  *owned = false;
+  if (s->code != code || !s->msg) return NULL;
+  const char *m = s->msg;
+  *owned = s->owned;
+  s->msg = NULL;
+  s->owned = false;
+  return m;
+}
+
+const char *cio_strerror(int code) {
+  switch (code) {
+#define CIO__TEXT(name, value, text) \
+  case value:                        \
+    return text;
+    CIO_ERROR_TABLE(CIO__TEXT)
+#undef CIO__TEXT
+  case 0:
+    return "success";
+  case -ECANCELED:
+    return "operation cancelled";
+  case -ETIMEDOUT:
+    return "timed out";
+  default:
+    if (code < 0 && code > -4000) return strerrordesc_np(-code) ? strerrordesc_np(-code) : "unknown error";
+    return "unknown error";
+  }
+}
+
+const char *cio_err_name(int code) {
+  switch (code) {
+#define CIO__NAME(name, value, text) \
+  case value:                        \
+    return #name;
+    CIO_ERROR_TABLE(CIO__NAME)
+#undef CIO__NAME
+  case 0:
+    return "OK";
+  default:
+    if (code < 0 && code > -4000 && strerrorname_np(-code)) return strerrorname_np(-code);
+    return "UNKNOWN";
+  }
+}

@@ -1,0 +1,157 @@
+/* Layer 3: the event loop (internal view). It knows nothing of tasks: it runs
+ * callbacks (struct cio__cb nodes) from a FIFO ready queue, fires timers from a
+ * heap, polls fds and drains a cross-thread inbox. The layers above embed cb
+ * and timer nodes in their own objects, so scheduling allocates nothing. */
+#ifndef CIO_LOOP_INTERNAL_H
+#define CIO_LOOP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cio/loop.h"
+#include "error.h"
+#include "poll.h"
+#include "stack.h"
+
+#define CIO__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* A ready-queue entry: run(cb) is called once when its turn comes. */
+struct cio__cb {
+  struct cio__cb *next;
+  void (*run)(struct cio__cb *cb);
+};
+
+/* FIFO of cb nodes. */
+struct cio__queue {
+  struct cio__cb *head;
+  struct cio__cb **tailp;
+};
+
+static inline void cio__queue_init(struct cio__queue *q) {
+  q->head = NULL;
+  q->tailp = &q->head;
+}
+static inline bool cio__queue_empty(const struct cio__queue *q) { return q->head == NULL; }
+static inline void cio__queue_push(struct cio__queue *q, struct cio__cb *cb) {
+  cb->next = NULL;
+  *q->tailp = cb;
+  q->tailp = &cb->next;
+}
+/* Append the chain first..*last_next (already linked) in one step. */
+static inline void cio__queue_splice(struct cio__queue *q, struct cio__cb *first,
+                                     struct cio__cb **last_next) {
+  *q->tailp = first;
+  q->tailp = last_next;
+}
+
+/* A timer: when due, its cb is moved to the ready queue. */
+struct cio__timer {
+  struct cio__cb cb;
+  int64_t when;  /* loop nanoseconds */
+  uint64_t seq;  /* scheduling order, breaks deadline ties */
+  uint32_t slot; /* heap index, CIO__TIMER_IDLE when not armed */
+};
+#define CIO__TIMER_IDLE UINT32_MAX
+#define CIO__TIMER_QUEUED (UINT32_MAX - 1) /* fired: its cb waits in the ready queue */
+
+/* A pending task/future registry hook: the task layer lists its pending tasks
+ * here so that the loop can name them (deadlock, close). */
+struct cio__tasklink {
+  struct cio__tasklink *prev, *next;
+};
+
+struct cio__locals;
+
+struct cio_loop {
+  struct cio__queue ready;
+  struct cio__cb *batch; /* the rest of the batch being run (step 4) */
+  struct cio__timer **heap;
+  uint32_t nheap, heap_cap;
+  uint64_t timer_seq;
+
+  int64_t virt_now;   /* virtual clock, ns */
+  bool virtual_time;
+  bool no_deadlock_check;
+  bool running, stopping, closed, freed;
+  int refs;           /* the user's (until cio_loop_free) plus one per live future */
+
+  struct cio__poller poller;
+  unsigned io_watchers;    /* registered fd interests (not the inbox) */
+  unsigned busy_passes;    /* passes since the last poll while busy */
+
+  pthread_mutex_t inbox_lock;
+  struct cio__queue inbox;
+  atomic_bool inbox_nonempty;
+  atomic_bool inbox_signaled; /* the eventfd has been written and not yet read */
+  atomic_bool ever_threadsafe;
+  atomic_int jobs_in_flight;  /* executor jobs that will complete via the inbox */
+
+  pthread_t thread;        /* valid while running */
+  void *thread_stack_lo;   /* the running thread's own stack, for the sanitizers */
+  size_t thread_stack_size;
+
+  struct cio__tasklink tasks; /* pending tasks (circular, sentinel) */
+  size_t ntasks;
+  void *current;              /* the running task (task layer's type) */
+  struct cio__locals *locals; /* values set outside any task */
+
+  cio_exception_handler_fn exc_handler;
+  void *exc_arg;
+
+  struct cio__stack_pool stacks;
+
+  /* The default executor, owned by the executor layer: shut down (waiting or
+   * not) when cio_run ends or the loop closes. */
+  void *default_executor;
+  void (*default_executor_shutdown)(cio_loop *loop, bool wait);
+
+  /* Hook for the task layer to describe a pending task (deadlock report). */
+  const char *(*describe_task)(struct cio__tasklink *link);
+  void (*abandon_tasks)(cio_loop *loop);
+};
+
+/* The loop running in this thread. */
+extern CIO__TLS cio_loop *cio__running_loop;
+
+/* Clock: the loop's time in ns (fresh reading for the real clock). */
+int64_t cio__loop_now(const cio_loop *loop);
+int64_t cio__seconds_to_ns(double s);
+
+/* Schedule cb on the ready queue (call_soon without a handle). */
+static inline void cio__loop_push(cio_loop *loop, struct cio__cb *cb) {
+  cio__queue_push(&loop->ready, cb);
+}
+
+/* Arm / disarm a timer. Disarming an idle timer is a no-op. Arming may
+ * allocate (heap growth); returns 0 or -ENOMEM. */
+int cio__timer_arm(cio_loop *loop, struct cio__timer *t, int64_t when);
+void cio__timer_disarm(cio_loop *loop, struct cio__timer *t);
+/* Make sure t will not run: disarm it, or take its fired cb out of the ready
+ * queue. For timers living in a frame that is about to end. */
+void cio__timer_stop(cio_loop *loop, struct cio__timer *t);
+/* Take cb out of the ready queue or the running batch, if it is there. */
+bool cio__loop_unqueue(cio_loop *loop, struct cio__cb *cb);
+static inline void cio__timer_init(struct cio__timer *t, void (*run)(struct cio__cb *)) {
+  t->cb.run = run;
+  t->cb.next = NULL;
+  t->slot = CIO__TIMER_IDLE;
+}
+
+/* Loop references held by futures and tasks. */
+static inline void cio__loop_ref(cio_loop *loop) { loop->refs++; }
+void cio__loop_unref(cio_loop *loop);
+
+/* Checks shared by every entry point: NULL, closed. */
+int cio__loop_check(const cio_loop *loop, const char *who);
+
+/* Run iterations until the loop is stopped or until(arg) (may be NULL) is
+ * true after an iteration. Returns 0, CIO_EDEADLOCK, CIO_ECLOSED, CIO_ERUNNING. */
+int cio__loop_run_until(cio_loop *loop, bool (*until)(void *), void *arg);
+
+/* Tell the loop how to drop a queued node of this kind when it closes. */
+void cio__cb_discard_register(void (*run)(struct cio__cb *), void (*discard)(struct cio__cb *));
+
+#endif

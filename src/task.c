@@ -1,0 +1,552 @@
+/* Layer 5: tasks, sleeping, task-local values, cio_run. See include/cio/task.h. */
+#include "task.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_ullong next_task_id = 1;
+
+static inline struct cio_task *task_of(struct cio_future *f) { return (struct cio_task *)f; }
+
+struct cio_task *cio__current(void) {
+  cio_loop *loop = cio__running_loop;
+  return loop ? loop->current : NULL;
+}
+
+cio_task *cio_current_task(void) { return cio__current(); }
+
+static bool task_ok(const cio_task *t) {
+  return t && t->fut.magic == CIO__FUT_MAGIC && (t->fut.flags & CIO__F_TASK);
+}
+
+static int check_task(const cio_task *t, const char *who) {
+  if (!t) return cio__fail(-EINVAL, "%s: task is NULL", who);
+  if (!task_ok(t)) return cio__fail(-EINVAL, "%s: not a live task", who);
+  return 0;
+}
+
+/* ---- task-local values ------------------------------------------------------------ */
+
+static struct cio__locals *locals_ref(struct cio__locals *l) {
+  if (l) l->refs++;
+  return l;
+}
+
+static void locals_unref(struct cio__locals *l) {
+  while (l && --l->refs == 0) {
+    struct cio__locals *next = l->next;
+    free(l);
+    l = next;
+  }
+}
+
+static struct cio__locals **locals_slot(void) {
+  struct cio_task *t = cio__current();
+  if (t) return &t->locals;
+  cio_loop *loop = cio__running_loop;
+  return loop ? &loop->locals : NULL;
+}
+
+void *cio_local_get(const cio_local_key *key, void *dflt) {
+  struct cio__locals **slot = locals_slot();
+  if (!slot || !key) return dflt;
+  for (struct cio__locals *l = *slot; l; l = l->next)
+    if (l->key == key) return l->value;
+  return dflt;
+}
+
+int cio_local_set(const cio_local_key *key, void *value) {
+  if (!key) return cio__fail(-EINVAL, "cio_local_set: key is NULL");
+  struct cio__locals **slot = locals_slot();
+  if (!slot) return cio__fail(CIO_ENOTRUNNING, "cio_local_set: no task and no running loop");
+  /* Persistent list: a new head shadows older values, so copies made for
+   * children (which share the old head) never see the change. */
+  struct cio__locals *l = malloc(sizeof *l);
+  if (!l) return cio__fail(-ENOMEM, "cio_local_set: out of memory");
+  l->refs = 1;
+  l->key = key;
+  l->value = value;
+  l->next = *slot; /* takes over the slot's reference */
+  *slot = l;
+  return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------- */
+
+static void task_free(struct cio_future *f) {
+  struct cio_task *t = task_of(f);
+  cio_loop *loop = f->loop;
+  cio__future_finalize(f, t);
+  free(t->name);
+  free(t->cancel_msg);
+  locals_unref(t->locals);
+  cio__errslot_clear(&t->err);
+  free(t);
+  cio__loop_unref(loop);
+}
+
+static void link_task(cio_loop *loop, struct cio_task *t) {
+  t->link.next = &loop->tasks;
+  t->link.prev = loop->tasks.prev;
+  loop->tasks.prev->next = &t->link;
+  loop->tasks.prev = &t->link;
+  loop->ntasks++;
+}
+
+static void unlink_task(cio_loop *loop, struct cio_task *t) {
+  t->link.prev->next = t->link.next;
+  t->link.next->prev = t->link.prev;
+  t->link.prev = t->link.next = NULL;
+  loop->ntasks--;
+}
+
+/* Record the outcome of a body that returned rc: the DESIGN.md rules. */
+static void finish(struct cio_task *t, int rc, void *result) {
+  cio_loop *loop = t->fut.loop;
+  unlink_task(loop, t);
+  t->tstate = CIO__T_DONE;
+  t->waiting_on = NULL;
+  bool owned = false;
+  const char *msg;
+  if (rc >= 0 && t->cancel_requests == 0) {
+    cio__future_complete(&t->fut, CIO__RESULT, 0, result, NULL, false);
+  } else if (rc >= 0 || rc == -ECANCELED) {
+    msg = cio__errslot_take(-ECANCELED, &owned);
+    if (!msg && t->cancel_msg) {
+      msg = t->cancel_msg;
+      owned = true;
+      t->cancel_msg = NULL;
+    }
+    cio__future_complete(&t->fut, CIO__CANCELLED, -ECANCELED, NULL, msg, owned);
+  } else {
+    msg = cio__errslot_take(rc, &owned);
+    cio__future_complete(&t->fut, CIO__ERROR, rc, NULL, msg, owned);
+  }
+}
+
+static void publish_running(struct cio_task *t) {
+  cio__errslot_use(t ? &t->err : NULL);
+  cio__stack_set_running(t ? t->stack : NULL, t ? &t->name : NULL, t ? t->id : 0);
+}
+
+static void task_entry(void *p) {
+  struct cio_task *t = p;
+  cio__ctx_entered(&t->ctx, t->back);
+  void *result = NULL;
+  int rc = t->fn(t->arg, &result);
+  finish(t, rc, result);
+  cio__ctx_switch(&t->ctx, t->back, true);
+  abort(); /* a finished task is never resumed */
+}
+
+/* Run the task until it suspends or finishes: one "step". */
+static void run_step(struct cio_task *t) {
+  cio_loop *loop = t->fut.loop;
+  if (t->tstate == CIO__T_NEW) {
+    if (t->must_cancel) { /* cancelled before it started: the body never runs */
+      finish(t, -ECANCELED, NULL);
+      cio_future_unref(&t->fut); /* the loop's reference */
+      return;
+    }
+    int rc = cio__stack_get(&loop->stacks, t->stack_size, &t->stack);
+    if (rc < 0) {
+      bool owned;
+      const char *msg = cio__errslot_take(rc, &owned);
+      unlink_task(loop, t);
+      t->tstate = CIO__T_DONE;
+      cio__future_complete(&t->fut, CIO__ERROR, rc, NULL, msg, owned);
+      cio_future_unref(&t->fut);
+      return;
+    }
+    cio__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_entry, t);
+  }
+  struct cio_task *prev = loop->current;
+  cio__ctx back;
+  cio__ctx_init_thread(&back);
+  if (prev) {
+    back.stack_lo = prev->stack->lo;
+    back.stack_size = prev->stack->size;
+  } else {
+    back.stack_lo = loop->thread_stack_lo;
+    back.stack_size = loop->thread_stack_size;
+  }
+  t->back = &back;
+  t->tstate = CIO__T_RUNNING;
+  loop->current = t;
+  publish_running(t);
+  cio__ctx_switch(&back, &t->ctx, false);
+  loop->current = prev;
+  publish_running(prev);
+  if (t->tstate == CIO__T_DONE) {
+    cio__stack_put(&loop->stacks, t->stack);
+    t->stack = NULL;
+    cio__ctx_destroy(&t->ctx);
+    cio_future_unref(&t->fut); /* the loop's reference */
+  }
+}
+
+static void step_run(struct cio__cb *cb) {
+  run_step(CIO__CONTAINER_OF(cb, struct cio_task, step));
+}
+
+static void suspend(struct cio_task *t) {
+  t->tstate = CIO__T_SUSPENDED;
+  cio__ctx_switch(&t->ctx, t->back, false);
+}
+
+static const char *describe(struct cio__tasklink *l) {
+  return cio_task_get_name(CIO__CONTAINER_OF(l, struct cio_task, link));
+}
+
+/* The loop closes with these tasks still pending: report them and let go. */
+static void abandon(cio_loop *loop) {
+  while (loop->tasks.next != &loop->tasks) {
+    struct cio_task *t = CIO__CONTAINER_OF(loop->tasks.next, struct cio_task, link);
+    unlink_task(loop, t);
+    char msg[256];
+    snprintf(msg, sizeof msg, "Task was destroyed but it is pending (task '%s')",
+             cio_task_get_name(t));
+    cio_exception_context ctx = {.message = msg, .task = t, .future = &t->fut};
+    cio_loop_call_exception_handler(loop, &ctx);
+    if (t->waiting_on && !(t->waiting_on->flags & CIO__F_LOCAL)) {
+      cio__future_remove_waiter(t->waiting_on, &t->step);
+      cio_future_unref(t->waiting_on);
+    }
+    t->waiting_on = NULL;
+    t->stack = NULL; /* unmapped with the pool */
+    if (t->tstate != CIO__T_NEW) cio__ctx_destroy(&t->ctx);
+    t->tstate = CIO__T_DONE;
+    cio_future_unref(&t->fut); /* the loop's reference */
+  }
+}
+
+cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
+                               const cio_task_options *opts) {
+  if (cio__loop_check(loop, "cio_create_task") < 0) return NULL;
+  if (!fn) {
+    cio__fail(-EINVAL, "cio_create_task: function is NULL");
+    return NULL;
+  }
+  size_t stack = opts ? opts->stack_size : 0;
+  if (stack > ((size_t)1 << 30)) {
+    cio__fail(-EINVAL, "cio_create_task: stack size %zu is over 1 GiB", stack);
+    return NULL;
+  }
+  struct cio_task *t = calloc(1, sizeof *t);
+  if (!t) {
+    cio__fail_static(-ENOMEM, "cio_create_task: out of memory");
+    return NULL;
+  }
+  if (opts && opts->name && !(t->name = strdup(opts->name))) {
+    free(t);
+    cio__fail_static(-ENOMEM, "cio_create_task: out of memory");
+    return NULL;
+  }
+  cio__future_init(&t->fut, loop, CIO__F_TASK);
+  t->fut.refs = 2; /* the caller's and the loop's */
+  t->step.run = step_run;
+  t->fn = fn;
+  t->arg = arg;
+  t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
+  t->stack_size = stack ? (uint32_t)cio__stack_round(stack) : 0;
+  t->tstate = CIO__T_NEW;
+  struct cio_task *creator = cio__running_loop == loop ? loop->current : NULL;
+  t->locals = locals_ref(creator ? creator->locals : loop->locals);
+  cio__loop_ref(loop);
+  link_task(loop, t);
+  if (!loop->describe_task) {
+    loop->describe_task = describe;
+    loop->abandon_tasks = abandon;
+  }
+  if (opts && opts->eager_start && cio__running_loop == loop)
+    run_step(t);
+  else
+    cio__loop_push(loop, &t->step);
+  return t;
+}
+
+cio_task *cio_create_task(cio_task_fn fn, void *arg, const cio_task_options *opts) {
+  cio_loop *loop = cio__running_loop;
+  if (!loop) {
+    cio__fail(CIO_ENOTRUNNING, "cio_create_task: no running event loop in this thread");
+    return NULL;
+  }
+  return cio_loop_create_task(loop, fn, arg, opts);
+}
+
+cio_task *cio_task_ref(cio_task *t) {
+  if (task_ok(t)) t->fut.refs++;
+  return t;
+}
+
+int cio_task_unref(cio_task *t) {
+  if (!t) return cio__fail(-EINVAL, "cio_task_unref: task is NULL");
+  if (t->fut.magic != CIO__FUT_MAGIC)
+    return cio__fail(CIO_EDOUBLEFREE, "cio_task_unref: task released more times than referenced");
+  return cio_future_unref(&t->fut);
+}
+
+int cio_task_detach(cio_task *t) {
+  int rc = check_task(t, "cio_task_detach");
+  if (rc < 0) return rc;
+  t->detached = true;
+  return cio_future_unref(&t->fut);
+}
+
+cio_future *cio_task_future(cio_task *t) { return task_ok(t) ? &t->fut : NULL; }
+
+cio_task *cio_future_task(cio_future *f) {
+  return cio__future_ok(f) && (f->flags & CIO__F_TASK) ? task_of(f) : NULL;
+}
+
+bool cio_task_done(const cio_task *t) { return task_ok(t) && t->fut.state != CIO__PENDING; }
+bool cio_task_cancelled(const cio_task *t) { return task_ok(t) && t->fut.state == CIO__CANCELLED; }
+
+int cio_task_result(cio_task *t, void **result) {
+  int rc = check_task(t, "cio_task_result");
+  return rc < 0 ? rc : cio_future_result(&t->fut, result);
+}
+
+const char *cio_task_get_name(cio_task *t) {
+  if (!task_ok(t)) return "(not a task)";
+  if (!t->name) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "Task-%llu", t->id);
+    t->name = strdup(buf);
+    if (!t->name) return "Task-?";
+  }
+  return t->name;
+}
+
+int cio_task_set_name(cio_task *t, const char *name) {
+  int rc = check_task(t, "cio_task_set_name");
+  if (rc < 0) return rc;
+  if (!name) return cio__fail(-EINVAL, "cio_task_set_name: name is NULL");
+  char *copy = strdup(name);
+  if (!copy) return cio__fail_static(-ENOMEM, "cio_task_set_name: out of memory");
+  free(t->name);
+  t->name = copy;
+  return 0;
+}
+
+int cio_task_add_done_callback(cio_task *t, cio_done_fn fn, void *arg) {
+  int rc = check_task(t, "cio_task_add_done_callback");
+  return rc < 0 ? rc : cio_future_add_done_callback(&t->fut, fn, arg);
+}
+
+int cio_task_remove_done_callback(cio_task *t, cio_done_fn fn, void *arg) {
+  int rc = check_task(t, "cio_task_remove_done_callback");
+  return rc < 0 ? rc : cio_future_remove_done_callback(&t->fut, fn, arg);
+}
+
+int cio_all_tasks(cio_loop *loop, cio_task **buf, int cap) {
+  if (!loop) return cio__fail(-EINVAL, "cio_all_tasks: loop is NULL");
+  if (cap > 0 && !buf) return cio__fail(-EINVAL, "cio_all_tasks: buf is NULL");
+  int n = 0;
+  for (struct cio__tasklink *l = loop->tasks.next; l != &loop->tasks; l = l->next, n++)
+    if (n < cap) buf[n] = CIO__CONTAINER_OF(l, struct cio_task, link);
+  return n;
+}
+
+/* ---- cancellation -------------------------------------------------------------------- */
+
+int cio_task_cancel(cio_task *t, const char *msg) {
+  int rc = check_task(t, "cio_task_cancel");
+  if (rc < 0) return rc;
+  if (t->fut.state != CIO__PENDING) return 0;
+  t->cancel_requests++;
+  if (msg) {
+    char *copy = strdup(msg);
+    if (copy) {
+      free(t->cancel_msg);
+      t->cancel_msg = copy;
+    }
+  }
+  if (t->waiting_on && cio_future_cancel(t->waiting_on, msg) == 1) return 1;
+  t->must_cancel = true;
+  return 1;
+}
+
+int cio_task_cancelling(const cio_task *t) { return task_ok(t) ? t->cancel_requests : 0; }
+
+int cio_task_uncancel(cio_task *t) {
+  int rc = check_task(t, "cio_task_uncancel");
+  if (rc < 0) return rc;
+  if (t->fut.state != CIO__PENDING) return t->cancel_requests;
+  if (t->cancel_requests > 0 && --t->cancel_requests == 0) t->must_cancel = false;
+  return t->cancel_requests;
+}
+
+/* One delivered request: the suspension point returns -ECANCELED. */
+static int deliver_cancel(struct cio_task *t) {
+  t->must_cancel = false;
+  return t->cancel_msg ? cio__fail_copy(-ECANCELED, t->cancel_msg)
+                       : cio__fail_static(-ECANCELED, NULL);
+}
+
+/* ---- awaiting ------------------------------------------------------------------------ */
+
+int cio__task_await(struct cio_task *t, struct cio_future *f, void **result) {
+  if (f->state == CIO__PENDING) {
+    bool counted = !(f->flags & CIO__F_LOCAL);
+    if (counted) f->refs++; /* nobody may free it under us */
+    t->waiting_on = f;
+    cio__future_add_waiter(f, &t->step);
+    if (t->must_cancel) {
+      /* A request arrived while we were running: deliver it here, through
+       * the future we are about to wait on. */
+      t->must_cancel = false;
+      cio_future_cancel(f, t->cancel_msg);
+    }
+    suspend(t);
+    t->waiting_on = NULL;
+    int rc = t->must_cancel ? deliver_cancel(t) : cio__future_outcome(f, result);
+    if (counted) cio_future_unref(f);
+    return rc;
+  }
+  return cio__future_outcome(f, result);
+}
+
+static int await_checks(struct cio_future *f, const char *who, struct cio_task **out) {
+  struct cio_task *t = cio__current();
+  if (!t) return cio__fail(CIO_ENOTASK, "%s: must be called from inside a task", who);
+  if (!f) return cio__fail(-EINVAL, "%s: NULL", who);
+  if (f->magic != CIO__FUT_MAGIC) return cio__fail(-EINVAL, "%s: not a live future or task", who);
+  if (f->loop != t->fut.loop)
+    return cio__fail(CIO_EWRONGLOOP, "%s: it belongs to another event loop", who);
+  if (f == &t->fut) return cio__fail(CIO_ESELF, "%s: task '%s' cannot await itself", who,
+                                     cio_task_get_name(t));
+  *out = t;
+  return 0;
+}
+
+int cio_future_await(cio_future *f, void **result) {
+  struct cio_task *t;
+  int rc = await_checks(f, "cio_future_await", &t);
+  return rc < 0 ? rc : cio__task_await(t, f, result);
+}
+
+int cio_task_await(cio_task *task, void **result) {
+  struct cio_task *t;
+  int rc = await_checks(task ? &task->fut : NULL, "cio_task_await", &t);
+  if (rc == 0 && !(task->fut.flags & CIO__F_TASK)) rc = cio__fail(-EINVAL, "cio_task_await: not a task");
+  return rc < 0 ? rc : cio__task_await(t, &task->fut, result);
+}
+
+/* ---- sleeping ------------------------------------------------------------------------ */
+
+struct sleeper {
+  struct cio__timer timer;
+  struct cio_future fut;
+};
+
+static void sleeper_fire(struct cio__cb *cb) {
+  struct sleeper *s = CIO__CONTAINER_OF(cb, struct sleeper, timer.cb);
+  s->timer.slot = CIO__TIMER_IDLE;
+  if (s->fut.state == CIO__PENDING) cio__future_complete(&s->fut, CIO__RESULT, 0, NULL, NULL, false);
+}
+
+int cio_yield(void) {
+  struct cio_task *t = cio__current();
+  if (!t) return cio__fail(CIO_ENOTASK, "cio_yield: must be called from inside a task");
+  cio__loop_push(t->fut.loop, &t->step);
+  suspend(t);
+  return t->must_cancel ? deliver_cancel(t) : 0;
+}
+
+int cio_sleep(double delay) {
+  struct cio_task *t = cio__current();
+  if (!t) return cio__fail(CIO_ENOTASK, "cio_sleep: must be called from inside a task");
+  if (isnan(delay)) return cio__fail(-EINVAL, "cio_sleep: delay is NaN");
+  if (delay <= 0) return cio_yield();
+  cio_loop *loop = t->fut.loop;
+  /* The future and its timer live in this frame: sleeping allocates nothing
+   * (the timer heap grows only when more timers are armed than ever before). */
+  struct sleeper s;
+  cio__timer_init(&s.timer, sleeper_fire);
+  cio__future_init(&s.fut, loop, CIO__F_LOCAL);
+  int rc = cio__timer_arm(loop, &s.timer, cio__loop_now(loop) + cio__seconds_to_ns(delay));
+  if (rc < 0) return rc;
+  rc = cio__task_await(t, &s.fut, NULL);
+  cio__timer_stop(loop, &s.timer);
+  cio__future_finalize(&s.fut, NULL);
+  return rc;
+}
+
+/* ---- cio_run ----------------------------------------------------------------------- */
+
+static bool all_done(void *arg) {
+  cio_loop *loop = arg;
+  return loop->ntasks == 0;
+}
+
+/* asyncio.run's _cancel_all_tasks: cancel what is left, wait for it, report
+ * errors other than cancellation. */
+static void cancel_all(cio_loop *loop) {
+  int n = cio_all_tasks(loop, NULL, 0);
+  if (n <= 0) return;
+  cio_task **tasks = malloc((size_t)n * sizeof *tasks);
+  if (!tasks) return; /* close() will report them */
+  cio_all_tasks(loop, tasks, n);
+  for (int i = 0; i < n; i++) {
+    cio_task_ref(tasks[i]);
+    cio_task_cancel(tasks[i], NULL);
+  }
+  int rc = cio__loop_run_until(loop, all_done, loop);
+  (void)rc; /* a task that will not end is reported by close() */
+  for (int i = 0; i < n; i++) {
+    cio_task *t = tasks[i];
+    if (t->fut.state == CIO__ERROR) {
+      t->fut.flags |= CIO__F_RETRIEVED;
+      char msg[256];
+      snprintf(msg, sizeof msg, "unhandled error during cio_run() shutdown (task '%s')",
+               cio_task_get_name(t));
+      cio_exception_context ctx = {.message = msg, .code = t->fut.code, .error = t->fut.msg,
+                                   .task = t, .future = &t->fut};
+      cio_loop_call_exception_handler(loop, &ctx);
+    }
+    cio_task_unref(t);
+  }
+  free(tasks);
+}
+
+int cio_run_opts(cio_task_fn main_fn, void *arg, void **result, const cio_loop_options *opts) {
+  if (cio__running_loop)
+    return cio__fail(CIO_ERUNNING, "cio_run: an event loop is already running in this thread");
+  if (!main_fn) return cio__fail(-EINVAL, "cio_run: main function is NULL");
+  cio_loop *loop;
+  int rc = cio_loop_new(&loop, opts);
+  if (rc < 0) return rc;
+  cio_task *main_task = cio_loop_create_task(loop, main_fn, arg, NULL);
+  if (!main_task) {
+    rc = cio_errcode();
+    cio_loop_free(loop);
+    return rc;
+  }
+  int64_t start = cio__loop_now(loop);
+  rc = cio_loop_run_until_complete(loop, &main_task->fut);
+  bool owned = false;
+  const char *failure = rc < 0 ? cio__errslot_take(rc, &owned) : NULL;
+  cancel_all(loop);
+  if (loop->default_executor_shutdown) loop->default_executor_shutdown(loop, true);
+  const char *trace = getenv("CIO_TRACE_RUN");
+  if (trace && *trace && strcmp(trace, "0") != 0)
+    fprintf(stderr, "cio_run: loop time %.3f s\n", (double)(cio__loop_now(loop) - start) / 1e9);
+  if (rc == 0)
+    rc = cio__future_outcome(&main_task->fut, result);
+  else if (failure)
+    cio__fail_copy(rc, failure);
+  if (owned) free((void *)failure);
+  cio_task_unref(main_task);
+  cio_loop_free(loop);
+  return rc;
+}
+
+int cio_run(cio_task_fn main_fn, void *arg, void **result) {
+  return cio_run_opts(main_fn, arg, result, NULL);
+}
+
+__attribute__((constructor)) static void install_hooks(void) { cio__task_free_hook = task_free; }

@@ -1,0 +1,50 @@
+/* Layer 5: tasks (internal view). A task is a future plus a C function
+ * running on its own stack. Its one ready-queue node (`step`) is either in
+ * the ready queue (scheduled), in the waiter list of the one future it awaits,
+ * or nowhere (running, done): a task is never in two places at once. */
+#ifndef CIO_TASK_INTERNAL_H
+#define CIO_TASK_INTERNAL_H
+
+#include "arch/switch.h"
+#include "cio/task.h"
+#include "future.h"
+
+enum { CIO__T_NEW, CIO__T_RUNNING, CIO__T_SUSPENDED, CIO__T_DONE };
+
+struct cio__locals {
+  int refs;
+  const cio_local_key *key;
+  void *value;
+  struct cio__locals *next;
+};
+
+struct cio_task {
+  struct cio_future fut; /* first: a task is a future */
+  struct cio__cb step;
+  struct cio__tasklink link; /* in the loop's pending list */
+  cio__ctx ctx;
+  cio__ctx *back;            /* where a suspension returns to */
+  struct cio__stack *stack;  /* from the first step until done */
+  cio_task_fn fn;
+  void *arg;
+  struct cio_future *waiting_on;
+  char *name;                /* NULL until set or asked for */
+  unsigned long long id;
+  char *cancel_msg;
+  int cancel_requests;
+  uint8_t tstate;
+  bool must_cancel;
+  bool detached;
+  uint32_t stack_size;
+  struct cio__locals *locals;
+  struct cio__errslot err;
+};
+
+/* The running task of this thread's running loop, or NULL. */
+struct cio_task *cio__current(void);
+
+/* Suspend the current task until `f` is done and return its outcome (see
+ * cio_future_await). f may live in the caller's frame (CIO__F_LOCAL). */
+int cio__task_await(struct cio_task *t, struct cio_future *f, void **result);
+
+#endif
