@@ -1,0 +1,79 @@
+/* Shared helpers for the cmocka test programs.
+ *
+ * - run_virtual(fn, arg): cio_run under the virtual clock, returning the main
+ *   task's code; the loop time it took is left in cio_test_elapsed (seconds).
+ * - A trace buffer: trace("a%d", i) appends "a1 " ...; assert_trace("a1 b2")
+ *   compares (the trailing space is ignored) and clears it.
+ * - assert_code(rc, CODE): prints both codes by name on failure.
+ */
+#ifndef CIO_TEST_H
+#define CIO_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <cio.h>
+
+static double cio_test_elapsed;
+static double cio_test_start;
+static cio_task_fn cio_test_fn;
+
+static int cio_test_main(void *arg, void **result) {
+  cio_test_start = cio_loop_time(cio_get_running_loop());
+  int rc = cio_test_fn(arg, result);
+  cio_test_elapsed = cio_loop_time(cio_get_running_loop()) - cio_test_start;
+  return rc;
+}
+
+static inline int run_virtual(cio_task_fn fn, void *arg) {
+  cio_loop_options o = {.virtual_time = true};
+  cio_test_fn = fn;
+  return cio_run_opts(cio_test_main, arg, NULL, &o);
+}
+
+static char cio_trace_buf[1 << 16];
+static size_t cio_trace_len;
+
+static inline void trace(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(cio_trace_buf + cio_trace_len, sizeof cio_trace_buf - cio_trace_len, fmt, ap);
+  va_end(ap);
+  if (n > 0) cio_trace_len += (size_t)n;
+  if (cio_trace_len + 1 < sizeof cio_trace_buf) cio_trace_buf[cio_trace_len++] = ' ';
+  cio_trace_buf[cio_trace_len] = 0;
+}
+
+static inline void trace_clear(void) {
+  cio_trace_len = 0;
+  cio_trace_buf[0] = 0;
+}
+
+#define assert_trace(expected)                                              \
+  do {                                                                      \
+    if (cio_trace_len && cio_trace_buf[cio_trace_len - 1] == ' ')           \
+      cio_trace_buf[--cio_trace_len] = 0;                                   \
+    assert_string_equal(cio_trace_buf, (expected));                         \
+    trace_clear();                                                          \
+  } while (0)
+
+#define assert_code(rc, expected)                                                      \
+  do {                                                                                 \
+    int cio_rc_ = (rc), cio_exp_ = (expected);                                         \
+    if (cio_rc_ != cio_exp_)                                                           \
+      fail_msg("%s: got %s (%d: %s), expected %s (%d)", #rc, cio_err_name(cio_rc_),    \
+               cio_rc_, cio_errmsg(), cio_err_name(cio_exp_), cio_exp_);               \
+  } while (0)
+
+#define assert_time(expected) assert_float_equal(cio_test_elapsed, (expected), 1e-9)
+
+/* Loop time now, in seconds, inside a running loop. */
+static inline double now(void) { return cio_loop_time(cio_get_running_loop()); }
+
+#endif
