@@ -102,6 +102,9 @@ struct cio_loop {
   void *exc_arg;
 
   struct cio__stack_pool stacks;
+  void *task_cache;     /* freed task structs kept for reuse (task layer) */
+  unsigned task_cached;
+  void (*drop_task_cache)(cio_loop *loop);
 
   /* The default executor, owned by the executor layer: shut down (waiting or
    * not) when cio_run ends or the loop closes. */

@@ -177,7 +177,7 @@ static CIO__TLS const struct cio__stack *running_stack;
 static CIO__TLS char *const *running_name;
 static CIO__TLS unsigned long long running_id;
 static struct sigaction previous_segv;
-static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void cio__stack_set_running(const struct cio__stack *stack, char *const *name, unsigned long long id) {
   running_stack = stack;
@@ -229,7 +229,12 @@ static void on_segv(int sig, siginfo_t *info, void *uctx) {
   signal(sig, SIG_DFL); /* the faulting instruction runs again and kills us */
 }
 
+/* Install ours unless it is in place; whoever was there is chained to. */
 static void install_handler(void) {
+  struct sigaction cur;
+  if (sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+      cur.sa_sigaction == on_segv)
+    return;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = on_segv;
@@ -251,9 +256,13 @@ static void make_altstack_key(void) { pthread_key_create(&altstack_key, free_alt
 
 void cio__stack_overflow_guard_thread(void) {
   static _Thread_local int done;
+  /* Checked on every loop start: a test framework or the program may have
+   * replaced the handler since. */
+  pthread_mutex_lock(&handler_lock);
+  install_handler();
+  pthread_mutex_unlock(&handler_lock);
   if (done) return;
   done = 1;
-  pthread_once(&handler_once, install_handler);
   stack_t cur;
   if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE)) return; /* one exists */
   size_t size = 64 * 1024;

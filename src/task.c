@@ -76,6 +76,10 @@ int cio_local_set(const cio_local_key *key, void *value) {
 
 /* ---- lifecycle ------------------------------------------------------------------- */
 
+/* Freed tasks wait in a per-loop cache: spawning reuses them without malloc,
+ * and a second release of a cached task is caught (its magic is dead). */
+#define TASK_CACHE_MAX 1024
+
 static void task_free(struct cio_future *f) {
   struct cio_task *t = task_of(f);
   cio_loop *loop = f->loop;
@@ -84,8 +88,35 @@ static void task_free(struct cio_future *f) {
   free(t->cancel_msg);
   locals_unref(t->locals);
   cio__errslot_clear(&t->err);
-  free(t);
+  if (!loop->closed && loop->task_cached < TASK_CACHE_MAX) {
+    t->step.next = loop->task_cache;
+    loop->task_cache = &t->step;
+    loop->task_cached++;
+  } else {
+    free(t);
+  }
   cio__loop_unref(loop);
+}
+
+static void drop_task_cache(cio_loop *loop) {
+  struct cio__cb *cb = loop->task_cache;
+  while (cb) {
+    struct cio__cb *next = cb->next;
+    free(CIO__CONTAINER_OF(cb, struct cio_task, step));
+    cb = next;
+  }
+  loop->task_cache = NULL;
+  loop->task_cached = 0;
+}
+
+static struct cio_task *task_alloc(cio_loop *loop) {
+  struct cio__cb *cb = loop->task_cache;
+  if (!cb) return calloc(1, sizeof(struct cio_task));
+  loop->task_cache = cb->next;
+  loop->task_cached--;
+  struct cio_task *t = CIO__CONTAINER_OF(cb, struct cio_task, step);
+  memset(t, 0, sizeof *t);
+  return t;
 }
 
 static void link_task(cio_loop *loop, struct cio_task *t) {
@@ -235,7 +266,7 @@ cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
     cio__fail(-EINVAL, "cio_create_task: stack size %zu is over 1 GiB", stack);
     return NULL;
   }
-  struct cio_task *t = calloc(1, sizeof *t);
+  struct cio_task *t = task_alloc(loop);
   if (!t) {
     cio__fail_static(-ENOMEM, "cio_create_task: out of memory");
     return NULL;
@@ -260,6 +291,7 @@ cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
   if (!loop->describe_task) {
     loop->describe_task = describe;
     loop->abandon_tasks = abandon;
+    loop->drop_task_cache = drop_task_cache;
   }
   if (opts && opts->eager_start && cio__running_loop == loop)
     run_step(t);
