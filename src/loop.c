@@ -409,11 +409,16 @@ static int report_deadlock(cio_loop *loop) {
   }
   if (loop->ntasks > (size_t)shown && len + 8 < sizeof buf)
     snprintf(buf + len, sizeof buf - len, ", ...");
-  char msg[640];
-  snprintf(msg, sizeof msg,
-           "deadlock: %zu task(s) wait and nothing can wake them (no ready callback, timer, "
-           "fd, executor job or other thread): %s",
-           loop->ntasks, loop->ntasks ? buf : "(no tasks)");
+  char msg[1024];
+  if (loop->ntasks)
+    snprintf(msg, sizeof msg,
+             "deadlock: %zu task(s) wait and nothing can wake them (no ready callback, timer, "
+             "fd, executor job or other thread): %s",
+             loop->ntasks, buf);
+  else
+    snprintf(msg, sizeof msg,
+             "deadlock: the loop waits and nothing can wake it (no task, ready callback, timer, "
+             "fd, executor job or other thread)");
   cio_exception_context ctx = {.message = msg, .code = CIO_EDEADLOCK};
   cio_loop_call_exception_handler(loop, &ctx);
   return cio__fail(CIO_EDEADLOCK, "%s", msg);

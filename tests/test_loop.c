@@ -1,0 +1,376 @@
+/* Layer 3: the event loop: callbacks, timers, iteration order, stop/close,
+ * the virtual clock, cross-thread calls. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "cio_test.h"
+
+static cio_loop *new_loop(bool virtual_time) {
+  cio_loop *loop;
+  cio_loop_options o = {.virtual_time = virtual_time};
+  assert_code(cio_loop_new(&loop, &o), 0);
+  return loop;
+}
+
+static void tr(void *arg) { trace("%s", (const char *)arg); }
+
+static void stop_cb(void *arg) { cio_loop_stop(arg); }
+
+/* ---- call_soon and iteration order ------------------------------------------------ */
+
+static cio_loop *cur_loop;
+
+static void schedules_more(void *arg) {
+  trace("%s", (const char *)arg);
+  assert_code(cio_call_soon(cur_loop, tr, "late", NULL), 0);
+}
+
+static void call_soon_is_fifo_and_batches(void **state) {
+  (void)state;
+  cio_loop *loop = cur_loop = new_loop(true);
+  assert_code(cio_call_soon(loop, tr, "a", NULL), 0);
+  assert_code(cio_call_soon(loop, schedules_more, "b", NULL), 0);
+  assert_code(cio_call_soon(loop, tr, "c", NULL), 0);
+  assert_code(cio_call_soon(loop, stop_cb, loop, NULL), 0);
+  /* stop() lets the current batch finish; "late" was scheduled during it and
+   * runs only on the next run. */
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_trace("a b c");
+  assert_false(cio_loop_is_running(loop));
+  assert_code(cio_call_soon(loop, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_trace("late");
+  cio_loop_free(loop);
+}
+
+static void stop_before_run_forever_runs_one_batch(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  assert_code(cio_call_soon(loop, tr, "one", NULL), 0);
+  assert_code(cio_call_later(loop, 1, tr, "timer", NULL), 0);
+  cio_loop_stop(loop);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_trace("one");
+  assert_float_equal(cio_loop_time(loop), 0, 0); /* the timer did not run */
+  cio_loop_free(loop);
+}
+
+/* ---- timers ------------------------------------------------------------------------ */
+
+static void timers_fire_in_deadline_order(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  assert_code(cio_call_later(loop, 0.3, tr, "c", NULL), 0);
+  assert_code(cio_call_later(loop, 0.1, tr, "a", NULL), 0);
+  assert_code(cio_call_later(loop, 0.2, tr, "b1", NULL), 0);
+  assert_code(cio_call_later(loop, 0.2, tr, "b2", NULL), 0); /* tie: scheduling order */
+  assert_code(cio_call_at(loop, 0.2, tr, "b3", NULL), 0);
+  assert_code(cio_call_later(loop, -1, tr, "now", NULL), 0);
+  assert_code(cio_call_later(loop, 0.4, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_trace("now a b1 b2 b3 c");
+  assert_float_equal(cio_loop_time(loop), 0.4, 1e-12);
+  cio_loop_free(loop);
+}
+
+struct order {
+  int64_t when;
+  unsigned seq;
+};
+
+static struct order *fired;
+static unsigned nfired;
+
+static void record(void *arg) {
+  struct order *o = arg;
+  o->when = cio_loop_time_ns(cur_loop);
+  fired[nfired++] = *o;
+}
+
+static void hundred_thousand_timers_in_order(void **state) {
+  (void)state;
+  enum { N = 100000 };
+  cio_loop *loop = cur_loop = new_loop(true);
+  struct order *orders = calloc(N, sizeof *orders);
+  fired = calloc(N, sizeof *fired);
+  nfired = 0;
+  uint64_t x = 12345;
+  for (unsigned i = 0; i < N; i++) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    double delay = (double)((x >> 33) % 1000) / 1000.0; /* many ties */
+    orders[i].seq = i;
+    assert_code(cio_call_later(loop, delay, record, &orders[i], NULL), 0);
+  }
+  assert_code(cio_call_later(loop, 2, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_int_equal(nfired, N);
+  for (unsigned i = 1; i < N; i++) {
+    assert_true(fired[i - 1].when <= fired[i].when);
+    if (fired[i - 1].when == fired[i].when) assert_true(fired[i - 1].seq < fired[i].seq);
+  }
+  free(orders);
+  free(fired);
+  cio_loop_free(loop);
+}
+
+static void cancelled_handles_do_not_run(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  cio_handle *h1, *h2, *h3;
+  assert_code(cio_call_soon(loop, tr, "soon", &h1), 0);
+  assert_code(cio_call_later(loop, 1, tr, "later", &h2), 0);
+  assert_code(cio_call_later(loop, 2, tr, "kept", &h3), 0);
+  assert_float_equal(cio_handle_when(h2), 1.0, 1e-12);
+  assert_code(cio_handle_cancel(h1), 0);
+  assert_code(cio_handle_cancel(h2), 0);
+  assert_code(cio_handle_cancel(h2), 0); /* idempotent */
+  assert_true(cio_handle_cancelled(h1));
+  assert_false(cio_handle_cancelled(h3));
+  assert_code(cio_call_later(loop, 3, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_trace("kept");
+  assert_code(cio_handle_cancel(h3), 0); /* already ran: no-op */
+  assert_false(cio_handle_cancelled(h3));
+  assert_code(cio_handle_unref(h1), 0);
+  assert_code(cio_handle_unref(h2), 0);
+  assert_code(cio_handle_unref(h3), 0);
+  cio_loop_free(loop);
+}
+
+static void virtual_clock_jumps_an_hour_instantly(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  assert_true(cio_loop_is_virtual(loop));
+  assert_code(cio_call_later(loop, 3600, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_int_equal(cio_loop_time_ns(loop), 3600LL * 1000000000LL);
+  cio_loop_free(loop);
+}
+
+static void real_clock_timer_fires_on_time(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(false);
+  double start = cio_loop_time(loop);
+  assert_code(cio_call_later(loop, 0.02, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  double took = cio_loop_time(loop) - start;
+  assert_true(took >= 0.02);
+  assert_true(took < 0.2);
+  cio_loop_free(loop);
+}
+
+/* ---- lifecycle and misuse ------------------------------------------------------------- */
+
+static void close_and_misuse(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  cio_handle *h;
+  assert_code(cio_call_soon(NULL, tr, "x", NULL), -EINVAL);
+  assert_code(cio_call_soon(loop, NULL, NULL, NULL), -EINVAL);
+  assert_code(cio_call_later(loop, 0.0 / 0.0, tr, "x", NULL), -EINVAL);
+  assert_code(cio_call_later(loop, 5, tr, "dropped", &h), 0);
+  assert_code(cio_loop_close(loop), 0);
+  assert_true(cio_loop_is_closed(loop));
+  assert_code(cio_loop_close(loop), 0); /* idempotent */
+  assert_code(cio_call_soon(loop, tr, "x", NULL), CIO_ECLOSED);
+  assert_code(cio_call_soon_threadsafe(loop, tr, "x"), CIO_ECLOSED);
+  assert_code(cio_loop_run_forever(loop), CIO_ECLOSED);
+  assert_null(cio_future_new(loop));
+  assert_code(cio_errcode(), CIO_ECLOSED);
+  assert_code(cio_handle_unref(h), 0);
+  assert_code(cio_loop_free(loop), 0);
+  assert_trace("");
+  assert_code(cio_loop_new(NULL, NULL), -EINVAL);
+  assert_code(cio_loop_stop(NULL), -EINVAL);
+  assert_int_equal(cio_loop_free(NULL), 0);
+  assert_null(cio_get_running_loop());
+}
+
+static cio_loop *inner_loop;
+
+static void try_nested_run(void *arg) {
+  cio_loop *loop = arg;
+  assert_ptr_equal(cio_get_running_loop(), loop);
+  assert_true(cio_loop_is_running(loop));
+  assert_code(cio_loop_run_forever(inner_loop), CIO_ERUNNING);
+  assert_code(cio_loop_run_forever(loop), CIO_ERUNNING);
+  assert_code(cio_loop_close(loop), CIO_ERUNNING);
+  assert_code(cio_loop_free(loop), CIO_ERUNNING);
+  cio_loop_stop(loop);
+}
+
+static void no_nested_runs(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  inner_loop = new_loop(true);
+  assert_code(cio_call_soon(loop, try_nested_run, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  cio_loop_free(inner_loop);
+  cio_loop_free(loop);
+}
+
+static void deadlock_when_nothing_can_happen(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(false);
+  cio_loop_set_exception_handler(loop, (cio_exception_handler_fn)NULL, NULL);
+  assert_code(cio_loop_run_forever(loop), CIO_EDEADLOCK);
+  cio_loop_free(loop);
+  /* ... unless the loop is told another thread will wake it. */
+  cio_loop_options o = {.no_deadlock_check = true, .virtual_time = true};
+  assert_code(cio_loop_new(&loop, &o), 0);
+  assert_code(cio_call_later(loop, 1, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  cio_loop_free(loop);
+}
+
+/* ---- threads ---------------------------------------------------------------------- */
+
+enum { THREADS = 8, CALLS = 10000 };
+
+struct shared {
+  cio_loop *loop;
+  long count;
+  long per_thread_last[THREADS];
+  int order_errors;
+};
+
+struct call {
+  struct shared *s;
+  int thread;
+  long seq;
+};
+
+static struct call calls[THREADS][CALLS];
+
+static void counted(void *arg) {
+  struct call *c = arg;
+  if (c->seq != c->s->per_thread_last[c->thread] + 1) c->s->order_errors++;
+  c->s->per_thread_last[c->thread] = c->seq;
+  if (++c->s->count == THREADS * CALLS) cio_loop_stop(c->s->loop);
+}
+
+struct producer {
+  struct shared *s;
+  int thread;
+};
+
+static void *produce(void *arg) {
+  struct producer *p = arg;
+  for (long i = 0; i < CALLS; i++) {
+    struct call *c = &calls[p->thread][i];
+    c->s = p->s;
+    c->thread = p->thread;
+    c->seq = i;
+    while (cio_call_soon_threadsafe(p->s->loop, counted, c) == -ENOMEM) {
+    }
+  }
+  return NULL;
+}
+
+static void call_soon_threadsafe_loses_nothing(void **state) {
+  (void)state;
+  struct shared s = {0};
+  for (int i = 0; i < THREADS; i++) s.per_thread_last[i] = -1;
+  cio_loop_options o = {.no_deadlock_check = true};
+  assert_code(cio_loop_new(&s.loop, &o), 0);
+  pthread_t th[THREADS];
+  struct producer p[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    p[i] = (struct producer){&s, i};
+    assert_int_equal(pthread_create(&th[i], NULL, produce, &p[i]), 0);
+  }
+  assert_code(cio_loop_run_forever(s.loop), 0);
+  for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+  assert_int_equal(s.count, THREADS * CALLS);
+  assert_int_equal(s.order_errors, 0); /* each thread's calls in its order */
+  cio_loop_free(s.loop);
+}
+
+static int loop_in_thread_main(void *arg, void **result) {
+  (void)result;
+  int *sum = arg;
+  for (int i = 0; i < 1000; i++) {
+    int rc = cio_sleep(0.001);
+    if (rc < 0) return rc;
+    (*sum)++;
+  }
+  return 0;
+}
+
+static void *loop_thread(void *arg) {
+  cio_loop_options o = {.virtual_time = true};
+  int rc = cio_run_opts(loop_in_thread_main, arg, NULL, &o);
+  return (void *)(intptr_t)rc;
+}
+
+static void two_loops_in_two_threads(void **state) {
+  (void)state;
+  int sums[2] = {0, 0};
+  pthread_t a, b;
+  assert_int_equal(pthread_create(&a, NULL, loop_thread, &sums[0]), 0);
+  assert_int_equal(pthread_create(&b, NULL, loop_thread, &sums[1]), 0);
+  void *ra, *rb;
+  pthread_join(a, &ra);
+  pthread_join(b, &rb);
+  assert_int_equal((intptr_t)ra, 0);
+  assert_int_equal((intptr_t)rb, 0);
+  assert_int_equal(sums[0], 1000);
+  assert_int_equal(sums[1], 1000);
+}
+
+/* ---- exception handler -------------------------------------------------------------- */
+
+static int handled;
+
+static void handler(cio_loop *loop, const cio_exception_context *ctx, void *arg) {
+  (void)loop;
+  handled += *(int *)arg;
+  assert_string_equal(ctx->message, "custom");
+  assert_int_equal(ctx->code, -EIO);
+}
+
+static void exception_handler_hook(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  int weight = 2;
+  assert_code(cio_loop_set_exception_handler(loop, handler, &weight), 0);
+  cio_exception_context ctx = {.message = "custom", .code = -EIO};
+  cio_loop_call_exception_handler(loop, &ctx);
+  assert_int_equal(handled, 2);
+  assert_code(cio_loop_set_exception_handler(NULL, handler, NULL), -EINVAL);
+  cio_loop_free(loop);
+}
+
+static void error_names_and_texts(void **state) {
+  (void)state;
+  assert_string_equal(cio_err_name(-ECANCELED), "ECANCELED");
+  assert_string_equal(cio_err_name(CIO_EGROUP), "CIO_EGROUP");
+  assert_string_equal(cio_err_name(0), "OK");
+  assert_string_equal(cio_err_name(12345), "UNKNOWN");
+  assert_string_equal(cio_strerror(-ETIMEDOUT), "timed out");
+  assert_string_equal(cio_strerror(CIO_EQUEUEFULL), "queue is full");
+  assert_non_null(cio_strerror(-ENOENT));
+  assert_code(cio_raise(5, "not an error code"), CIO_ERUNTIME);
+  assert_string_equal(cio_errmsg(), "not an error code");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(call_soon_is_fifo_and_batches),
+      cmocka_unit_test(stop_before_run_forever_runs_one_batch),
+      cmocka_unit_test(timers_fire_in_deadline_order),
+      cmocka_unit_test(hundred_thousand_timers_in_order),
+      cmocka_unit_test(cancelled_handles_do_not_run),
+      cmocka_unit_test(virtual_clock_jumps_an_hour_instantly),
+      cmocka_unit_test(real_clock_timer_fires_on_time),
+      cmocka_unit_test(close_and_misuse),
+      cmocka_unit_test(no_nested_runs),
+      cmocka_unit_test(deadlock_when_nothing_can_happen),
+      cmocka_unit_test(call_soon_threadsafe_loses_nothing),
+      cmocka_unit_test(two_loops_in_two_threads),
+      cmocka_unit_test(exception_handler_hook),
+      cmocka_unit_test(error_names_and_texts),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
