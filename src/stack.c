@@ -16,6 +16,7 @@
 #include "cio/task.h"
 #include "error.h"
 
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -163,6 +164,7 @@ static void unlink_chunk(struct cio__stack_pool *pool, struct cio__stack_chunk *
 
 void cio__stack_put(struct cio__stack_pool *pool, struct cio__stack *s) {
   pool->live--;
+
   if (s->size != pool->default_size) {
     unlink_chunk(pool, s->chunk);
     return;

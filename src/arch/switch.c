@@ -8,6 +8,7 @@
 #include <string.h>
 
 #ifdef CIO_ASAN
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
                                      size_t *size_old);
@@ -44,6 +45,11 @@ static void uc_entry(unsigned e_hi, unsigned e_lo, unsigned a_hi, unsigned a_lo)
 
 void cio__ctx_make(cio__ctx *ctx, void *lo, size_t size, void (*entry)(void *), void *arg) {
   memset(ctx, 0, sizeof *ctx);
+#ifdef CIO_ASAN
+  /* Memory reused for a stack (a pooled stack, or a mapping at an address
+   * used before) may carry redzones of dead frames in the shadow. */
+  __asan_unpoison_memory_region(lo, size);
+#endif
   ctx->stack_lo = lo;
   ctx->stack_size = size;
 #ifdef CIO_SWITCH_UCONTEXT
