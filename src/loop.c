@@ -159,7 +159,6 @@ int cio_loop_close(cio_loop *loop) {
     discard_node(&heap[i]->cb);
   }
   if (loop->abandon_tasks) loop->abandon_tasks(loop);
-  if (loop->drop_task_cache) loop->drop_task_cache(loop);
   if (loop->default_executor_shutdown) loop->default_executor_shutdown(loop, false);
   cio__stack_pool_destroy(&loop->stacks);
   cio__poller_close(&loop->poller);
@@ -171,6 +170,7 @@ int cio_loop_close(cio_loop *loop) {
 
 void cio__loop_unref(cio_loop *loop) {
   if (--loop->refs > 0) return;
+  if (loop->release_tasks) loop->release_tasks(loop);
   pthread_mutex_destroy(&loop->inbox_lock);
   free(loop);
 }

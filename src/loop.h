@@ -96,15 +96,20 @@ struct cio_loop {
   struct cio__tasklink tasks; /* pending tasks (circular, sentinel) */
   size_t ntasks;
   void *current;              /* the running task (task layer's type) */
+  void *back;                 /* context a suspending task returns to (innermost step) */
   struct cio__locals *locals; /* values set outside any task */
 
   cio_exception_handler_fn exc_handler;
   void *exc_arg;
 
   struct cio__stack_pool stacks;
-  void *task_cache;     /* freed task structs kept for reuse (task layer) */
-  unsigned task_cached;
-  void (*drop_task_cache)(cio_loop *loop);
+  /* Task memory, owned by the task layer: a slab of chunks and a free list.
+   * Released when the loop's memory is (tasks may outlive close). */
+  void *task_free_list;
+  void *task_chunks;
+  size_t task_chunk_next; /* bytes in the next chunk */
+  char *task_bump, *task_bump_end;
+  void (*release_tasks)(cio_loop *loop);
 
   /* The default executor, owned by the executor layer: shut down (waiting or
    * not) when cio_run ends or the loop closes. */

@@ -3,6 +3,8 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,9 +78,61 @@ int cio_local_set(const cio_local_key *key, void *value) {
 
 /* ---- lifecycle ------------------------------------------------------------------- */
 
-/* Freed tasks wait in a per-loop cache: spawning reuses them without malloc,
- * and a second release of a cached task is caught (its magic is dead). */
-#define TASK_CACHE_MAX 1024
+/* Task memory comes from a per-loop slab: chunks (16 KiB doubling to 2 MiB)
+ * carved in order, freed tasks on a free list. No malloc per spawn and no
+ * allocator header per task. (Huge pages and MAP_POPULATE were measured and
+ * were slower on our VMs: zeroing dominates either way.) A released task
+ * keeps a dead magic until reused, so a second release is caught. The memory
+ * goes back when the loop's own memory does. */
+#define TASK_CHUNK_FIRST (16u * 1024u)
+#define TASK_CHUNK_MAX (2u * 1024u * 1024u)
+
+struct task_chunk {
+  struct task_chunk *next;
+  size_t bytes;
+};
+
+static void *map_chunk(size_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static struct cio_task *task_alloc(cio_loop *loop) {
+  struct cio__cb *cb = loop->task_free_list;
+  struct cio_task *t;
+  if (cb) {
+    loop->task_free_list = cb->next;
+    t = CIO__CONTAINER_OF(cb, struct cio_task, step);
+  } else {
+    size_t size = (sizeof(struct cio_task) + 15) & ~(size_t)15;
+    if (loop->task_bump + size > loop->task_bump_end) {
+      size_t bytes = loop->task_chunk_next ? loop->task_chunk_next : TASK_CHUNK_FIRST;
+      struct task_chunk *c = map_chunk(bytes);
+      if (!c) return NULL;
+      c->bytes = bytes;
+      c->next = loop->task_chunks;
+      loop->task_chunks = c;
+      loop->task_bump = (char *)c + 64;
+      loop->task_bump_end = (char *)c + bytes;
+      loop->task_chunk_next = bytes < TASK_CHUNK_MAX ? bytes * 2 : TASK_CHUNK_MAX;
+    }
+    t = (struct cio_task *)loop->task_bump;
+    loop->task_bump += size;
+  }
+  memset(t, 0, sizeof *t);
+  return t;
+}
+
+static void release_tasks(cio_loop *loop) {
+  struct task_chunk *c = loop->task_chunks;
+  while (c) {
+    struct task_chunk *next = c->next;
+    munmap(c, c->bytes);
+    c = next;
+  }
+  loop->task_chunks = NULL;
+  loop->task_free_list = NULL;
+}
 
 static void task_free(struct cio_future *f) {
   struct cio_task *t = task_of(f);
@@ -88,35 +142,9 @@ static void task_free(struct cio_future *f) {
   free(t->cancel_msg);
   locals_unref(t->locals);
   cio__errslot_clear(&t->err);
-  if (!loop->closed && loop->task_cached < TASK_CACHE_MAX) {
-    t->step.next = loop->task_cache;
-    loop->task_cache = &t->step;
-    loop->task_cached++;
-  } else {
-    free(t);
-  }
+  t->step.next = loop->task_free_list;
+  loop->task_free_list = &t->step;
   cio__loop_unref(loop);
-}
-
-static void drop_task_cache(cio_loop *loop) {
-  struct cio__cb *cb = loop->task_cache;
-  while (cb) {
-    struct cio__cb *next = cb->next;
-    free(CIO__CONTAINER_OF(cb, struct cio_task, step));
-    cb = next;
-  }
-  loop->task_cache = NULL;
-  loop->task_cached = 0;
-}
-
-static struct cio_task *task_alloc(cio_loop *loop) {
-  struct cio__cb *cb = loop->task_cache;
-  if (!cb) return calloc(1, sizeof(struct cio_task));
-  loop->task_cache = cb->next;
-  loop->task_cached--;
-  struct cio_task *t = CIO__CONTAINER_OF(cb, struct cio_task, step);
-  memset(t, 0, sizeof *t);
-  return t;
 }
 
 static void link_task(cio_loop *loop, struct cio_task *t) {
@@ -165,11 +193,11 @@ static void publish_running(struct cio_task *t) {
 
 static void task_entry(void *p) {
   struct cio_task *t = p;
-  cio__ctx_entered(&t->ctx, t->back);
+  cio__ctx_entered(&t->ctx);
   void *result = NULL;
   int rc = t->fn(t->arg, &result);
   finish(t, rc, result);
-  cio__ctx_switch(&t->ctx, t->back, true);
+  cio__ctx_switch(&t->ctx, t->fut.loop->back, true);
   abort(); /* a finished task is never resumed */
 }
 
@@ -195,21 +223,20 @@ static void run_step(struct cio_task *t) {
     cio__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_entry, t);
   }
   struct cio_task *prev = loop->current;
+  void *prev_back = loop->back;
   cio__ctx back;
   cio__ctx_init_thread(&back);
-  if (prev) {
-    back.stack_lo = prev->stack->lo;
-    back.stack_size = prev->stack->size;
-  } else {
-    back.stack_lo = loop->thread_stack_lo;
-    back.stack_size = loop->thread_stack_size;
-  }
-  t->back = &back;
+  if (prev)
+    cio__ctx_set_bounds(&back, prev->stack->lo, prev->stack->size);
+  else
+    cio__ctx_set_bounds(&back, loop->thread_stack_lo, loop->thread_stack_size);
+  loop->back = &back;
   t->tstate = CIO__T_RUNNING;
   loop->current = t;
   publish_running(t);
   cio__ctx_switch(&back, &t->ctx, false);
   loop->current = prev;
+  loop->back = prev_back;
   publish_running(prev);
   if (t->tstate == CIO__T_DONE) {
     cio__stack_put(&loop->stacks, t->stack);
@@ -225,7 +252,7 @@ static void step_run(struct cio__cb *cb) {
 
 static void suspend(struct cio_task *t) {
   t->tstate = CIO__T_SUSPENDED;
-  cio__ctx_switch(&t->ctx, t->back, false);
+  cio__ctx_switch(&t->ctx, t->fut.loop->back, false);
 }
 
 static const char *describe(struct cio__tasklink *l) {
@@ -272,7 +299,8 @@ cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
     return NULL;
   }
   if (opts && opts->name && !(t->name = strdup(opts->name))) {
-    free(t);
+    t->step.next = loop->task_free_list;
+    loop->task_free_list = &t->step;
     cio__fail_static(-ENOMEM, "cio_create_task: out of memory");
     return NULL;
   }
@@ -291,7 +319,7 @@ cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
   if (!loop->describe_task) {
     loop->describe_task = describe;
     loop->abandon_tasks = abandon;
-    loop->drop_task_cache = drop_task_cache;
+    loop->release_tasks = release_tasks;
   }
   if (opts && opts->eager_start && cio__running_loop == loop)
     run_step(t);

@@ -23,7 +23,6 @@ struct cio_task {
   struct cio__cb step;
   struct cio__tasklink link; /* in the loop's pending list */
   cio__ctx ctx;
-  cio__ctx *back;            /* where a suspension returns to */
   struct cio__stack *stack;  /* from the first step until done */
   cio_task_fn fn;
   void *arg;
@@ -31,13 +30,13 @@ struct cio_task {
   char *name;                /* NULL until set or asked for */
   unsigned long long id;
   char *cancel_msg;
+  struct cio__locals *locals;
+  struct cio__errslot err;
   int cancel_requests;
+  uint32_t stack_size;
   uint8_t tstate;
   bool must_cancel;
   bool detached;
-  uint32_t stack_size;
-  struct cio__locals *locals;
-  struct cio__errslot err;
 };
 
 /* The running task of this thread's running loop, or NULL. */

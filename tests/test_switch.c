@@ -11,7 +11,7 @@ static cio__ctx main_ctx, co_ctx;
 static int steps;
 
 static void entry(void *arg) {
-  cio__ctx_entered(&co_ctx, &main_ctx);
+  cio__ctx_entered(&co_ctx);
   int *counter = arg;
   for (;;) {
     (*counter)++;
@@ -47,7 +47,7 @@ static void switches_back_and_forth(void **state) {
 static double fp_entry_result;
 
 static void fp_entry(void *arg) {
-  cio__ctx_entered(&co_ctx, &main_ctx);
+  cio__ctx_entered(&co_ctx);
   (void)arg;
   for (;;) {
     volatile double x = 1.0;
@@ -99,7 +99,7 @@ static void stack_is_aligned_for_calls(void **state) {
 }
 
 void aligned_entry(void *p) {
-  cio__ctx_entered(&co_ctx, &main_ctx);
+  cio__ctx_entered(&co_ctx);
   char *buf = *(char **)p;
   long double x = 3.14159265358979L;
   _Alignas(16) char probe[16];

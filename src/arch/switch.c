@@ -50,8 +50,7 @@ void cio__ctx_make(cio__ctx *ctx, void *lo, size_t size, void (*entry)(void *), 
    * used before) may carry redzones of dead frames in the shadow. */
   __asan_unpoison_memory_region(lo, size);
 #endif
-  ctx->stack_lo = lo;
-  ctx->stack_size = size;
+  cio__ctx_set_bounds(ctx, lo, size);
 #ifdef CIO_SWITCH_UCONTEXT
   getcontext(&ctx->uc);
   ctx->uc.uc_stack.ss_sp = lo;
@@ -120,17 +119,9 @@ void cio__ctx_switch(cio__ctx *from, cio__ctx *to, bool from_dies) {
 #endif
 }
 
-void cio__ctx_entered(cio__ctx *self, cio__ctx *from) {
+void cio__ctx_entered(cio__ctx *self) {
   (void)self;
 #ifdef CIO_ASAN
-  const void *lo = NULL;
-  size_t size = 0;
-  __sanitizer_finish_switch_fiber(NULL, &lo, &size);
-  if (!from->stack_lo) {
-    from->stack_lo = (void *)lo;
-    from->stack_size = size;
-  }
-#else
-  (void)from;
+  __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
 }

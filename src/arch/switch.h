@@ -41,9 +41,9 @@ typedef struct cio__ctx {
 #else
   void *sp; /* saved stack pointer; the registers sit on that stack */
 #endif
-  void *stack_lo;    /* lowest usable address; NULL for a thread's own stack */
-  size_t stack_size; /* learned from the sanitizer for a thread's own stack */
 #ifdef CIO_ASAN
+  void *stack_lo;    /* the stack's bounds, which ASan must be told at each switch */
+  size_t stack_size;
   void *asan_fake;
 #endif
 #ifdef CIO_TSAN
@@ -63,9 +63,21 @@ void cio__ctx_init_thread(cio__ctx *ctx);
 void cio__ctx_switch(cio__ctx *from, cio__ctx *to, bool from_dies);
 
 /* Called first thing on a fresh context (inside entry): completes the
- * sanitizer hand-over and records the bounds of the stack that started it in
- * `from`. */
-void cio__ctx_entered(cio__ctx *self, cio__ctx *from);
+ * sanitizer hand-over. */
+void cio__ctx_entered(cio__ctx *self);
+
+/* Tell the sanitizers the bounds of the stack ctx runs on (a thread's own
+ * stack, or a task's, when ctx is a resumer's context). */
+static inline void cio__ctx_set_bounds(cio__ctx *ctx, void *lo, size_t size) {
+#ifdef CIO_ASAN
+  ctx->stack_lo = lo;
+  ctx->stack_size = size;
+#else
+  (void)ctx;
+  (void)lo;
+  (void)size;
+#endif
+}
 
 /* Release what cio__ctx_make allocated (a TSan fiber). */
 void cio__ctx_destroy(cio__ctx *ctx);
