@@ -140,17 +140,19 @@ int cio_loop_close(cio_loop *loop) {
   if (loop->running)
     return cio__fail(CIO_ERUNNING, "cio_loop_close: cannot close a running event loop");
   if (loop->closed) return 0;
+  /* `closed` is read by other threads in cio_call_soon_threadsafe, under the
+   * inbox lock: write it under the lock too. */
+  pthread_mutex_lock(&loop->inbox_lock);
   loop->closed = true;
+  drop_queue(&loop->inbox);
+  atomic_store(&loop->inbox_nonempty, false);
+  pthread_mutex_unlock(&loop->inbox_lock);
   /* Drop what is queued before the task layer frees tasks whose nodes may
    * still be linked here. */
   drop_queue(&loop->ready);
   struct cio__queue rest = {.head = loop->batch};
   loop->batch = NULL;
   drop_queue(&rest);
-  pthread_mutex_lock(&loop->inbox_lock);
-  drop_queue(&loop->inbox);
-  atomic_store(&loop->inbox_nonempty, false);
-  pthread_mutex_unlock(&loop->inbox_lock);
   struct cio__timer **heap = loop->heap;
   uint32_t n = loop->nheap;
   loop->nheap = 0;

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Install cio from a build tree into a scratch prefix, then build and run
+# consumers three ways: pkg-config (C), find_package(cio) (CMake), and C++.
+set -eu
+build=$1
+src=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+libdir=$(ls -d "$tmp"/prefix/lib*/ | head -n 1)
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror -o "$tmp/c" "$src/consumer.c" \
+  $(pkg-config --cflags --libs cio) -Wl,-rpath,"$libdir"
+[ "$("$tmp/c")" = "installed" ]
+c++ -std=c++17 -Wall -Wextra -Werror -o "$tmp/cpp" "$src/consumer.cpp" \
+  $(pkg-config --cflags cio) -L"$libdir" -Wl,-rpath,"$libdir" -lcio -lpthread
+[ "$("$tmp/cpp")" = "from C++" ]
+cmake -S "$src" -B "$tmp/cm" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+ninja -C "$tmp/cm" >/dev/null
+LD_LIBRARY_PATH="$libdir" "$tmp/cm/consumer" | grep -qx installed
+echo "ok: pkg-config, C++ and find_package(cio) consumers"
