@@ -9,7 +9,8 @@ expected=$2
 out=$(mktemp)
 err=$(mktemp)
 trap 'rm -f "$out" "$err" "$out.want" "$out.got"' EXIT
-CIO_VIRTUAL_TIME=1 CIO_TRACE_RUN=1 "$bin" >"$out" 2>"$err" || {
+# CIO_RUN_PREFIX: an emulator for cross builds (qemu-aarch64 -L ...).
+CIO_VIRTUAL_TIME=1 CIO_TRACE_RUN=1 ${CIO_RUN_PREFIX:-} "$bin" >"$out" 2>"$err" || {
   echo "FAIL: $bin exited with $?"; cat "$err"; exit 1; }
 loop_time=$(sed -n 's/^cio_run: loop time \(.*\) s$/\1/p' "$err" | tail -n 1)
 { cat "$out"; echo "# loop time: $loop_time"; } | sed 's/[0-9][0-9]:[0-9][0-9]:[0-9][0-9]/HH:MM:SS/g' >"$out.got"

@@ -270,6 +270,7 @@ static void *produce(void *arg) {
 
 static void call_soon_threadsafe_loses_nothing(void **state) {
   (void)state;
+  skip_if_emulated("threads");
   struct shared s = {0};
   for (int i = 0; i < THREADS; i++) s.per_thread_last[i] = -1;
   cio_loop_options o = {.no_deadlock_check = true};
@@ -306,6 +307,7 @@ static void *loop_thread(void *arg) {
 
 static void two_loops_in_two_threads(void **state) {
   (void)state;
+  skip_if_emulated("threads");
   int sums[2] = {0, 0};
   pthread_t a, b;
   assert_int_equal(pthread_create(&a, NULL, loop_thread, &sums[0]), 0);

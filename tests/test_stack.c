@@ -63,6 +63,7 @@ static void odd_sizes_round_to_pages(void **state) {
 
 static void guard_page_faults(void **state) {
   (void)state;
+  skip_if_emulated("SIGSEGV from a guard page");
 #if defined(__SANITIZE_ADDRESS__)
   skip();
 #endif

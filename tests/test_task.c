@@ -730,6 +730,7 @@ static int spawn_overflow(void *arg, void **result) {
 
 static void stack_overflow_aborts_naming_the_task(void **state) {
   (void)state;
+  skip_if_emulated("SIGSEGV from a guard page");
 #if defined(__SANITIZE_ADDRESS__)
   skip(); /* ASan reports the overflow itself */
 #endif

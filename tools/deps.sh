@@ -1,8 +1,17 @@
 #!/bin/sh
 # Install what building and testing cio needs, from Debian's packages, if it
 # is missing. Runs as root (or through sudo when available).
+# `deps.sh arm64` adds the AArch64 cross toolchain, qemu-user and cmocka for
+# arm64 (multiarch).
 set -eu
-need="cmake ninja-build gcc clang libcmocka-dev pkg-config libclang-rt-14-dev"
+need="cmake ninja-build gcc g++ clang libcmocka-dev pkg-config libclang-rt-14-dev"
+if [ "${1:-}" = arm64 ]; then
+  need="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libcmocka-dev:arm64"
+  dpkg --print-foreign-architectures | grep -qx arm64 || {
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo || SUDO=""
+    $SUDO dpkg --add-architecture arm64
+  }
+fi
 missing=""
 for p in $need; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -5,6 +5,7 @@
 #   tools/test.sh ucontext   the portable ucontext context switch (build-ucontext/)
 #   tools/test.sh tsan       ThreadSanitizer (build-tsan/)
 #   tools/test.sh clang      clang with -Werror (build-clang/)
+#   tools/test.sh arm64      cross-built for AArch64, run under qemu-user (build-arm64/)
 set -eu
 cd "$(dirname "$0")/.."
 sh tools/deps.sh
@@ -20,7 +21,9 @@ case $flavour in
             # the 10,000-task tests cannot run under it.)
             filter="-R test_(loop|executor|io|sock)" ;;
   clang)    dir=build-clang;    opts="-DCIO_WERROR=ON"; export CC=clang ;;
-  *) echo "usage: tools/test.sh [asan|ucontext|tsan|clang]" >&2; exit 2 ;;
+  arm64)    dir=build-arm64;    opts="-DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCIO_BUILD_BENCH=OFF"
+            sh tools/deps.sh arm64 ;;
+  *) echo "usage: tools/test.sh [asan|ucontext|tsan|clang|arm64]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja $opts >/dev/null
 ninja -C "$dir" -j "$jobs"
