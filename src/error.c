@@ -7,11 +7,9 @@
 #include <string.h>
 
 static CIO__TLS struct cio__errslot thread_slot;
-static CIO__TLS struct cio__errslot *cur_slot;
+CIO__TLS struct cio__errslot *cio__cur_slot;
 
-static struct cio__errslot *slot(void) { return cur_slot ? cur_slot : &thread_slot; }
-
-void cio__errslot_use(struct cio__errslot *s) { cur_slot = s; }
+static struct cio__errslot *slot(void) { return cio__cur_slot ? cio__cur_slot : &thread_slot; }
 
 void cio__errslot_clear(struct cio__errslot *s) {
   if (s->owned) free((void *)s->msg);

@@ -34,8 +34,10 @@ int cio__fail_copy(int code, const char *msg);
 /* The code of the last failure in the current slot. */
 int cio__errcode_thread(void);
 
-/* Point this thread at a task's slot (NULL = the thread's own slot). */
-void cio__errslot_use(struct cio__errslot *slot);
+/* Point this thread at a task's slot (NULL = the thread's own slot). Inline:
+ * it runs at every task switch. */
+extern CIO__TLS struct cio__errslot *cio__cur_slot;
+static inline void cio__errslot_use(struct cio__errslot *slot) { cio__cur_slot = slot; }
 
 /* Move the current slot's message out (the caller owns it when *owned);
  * returns the message or NULL when the slot's code is not `code`. */

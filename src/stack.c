@@ -175,17 +175,9 @@ void cio__stack_put(struct cio__stack_pool *pool, struct cio__stack *s) {
 
 /* ---- overflow detection ------------------------------------------------------ */
 
-static CIO__TLS const struct cio__stack *running_stack;
-static CIO__TLS char *const *running_name;
-static CIO__TLS unsigned long long running_id;
+CIO__TLS struct cio__stack_running cio__stack_running;
 static struct sigaction previous_segv;
 static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void cio__stack_set_running(const struct cio__stack *stack, char *const *name, unsigned long long id) {
-  running_stack = stack;
-  running_name = name;
-  running_id = id;
-}
 
 static void write_str(const char *s) {
   ssize_t r = write(2, s, strlen(s));
@@ -201,16 +193,17 @@ static const char *utoa(unsigned long long v, char *buf, size_t len) {
 }
 
 static void on_segv(int sig, siginfo_t *info, void *uctx) {
-  const struct cio__stack *s = running_stack;
+  const struct cio__stack *s = cio__stack_running.stack;
   char *addr = info->si_addr;
   if (s && addr >= (char *)s->lo - page_size() && addr < (char *)s->lo) {
     char size[32], id[32];
     write_str("cio: stack overflow in task '");
-    if (running_name && *running_name) {
-      write_str(*running_name);
+    char *const *name = cio__stack_running.name;
+    if (name && *name) {
+      write_str(*name);
     } else {
       write_str("Task-");
-      write_str(utoa(running_id, id, sizeof id));
+      write_str(utoa(cio__stack_running.id, id, sizeof id));
     }
     write_str("' (stack size ");
     write_str(utoa(s->size, size, sizeof size));

@@ -48,7 +48,20 @@ void cio__stack_put(struct cio__stack_pool *pool, struct cio__stack *stack);
 void cio__stack_overflow_guard_thread(void);
 
 /* What the handler reports: set by the task layer whenever a task is switched
- * to (NULL when the thread runs its own stack). */
-void cio__stack_set_running(const struct cio__stack *stack, char *const *name, unsigned long long id);
+ * to (NULL when the thread runs its own stack). Inline: it runs at every
+ * switch. */
+struct cio__stack_running {
+  const struct cio__stack *stack;
+  char *const *name;
+  unsigned long long id;
+};
+extern _Thread_local __attribute__((tls_model("initial-exec"))) struct cio__stack_running
+    cio__stack_running;
+static inline void cio__stack_set_running(const struct cio__stack *stack, char *const *name,
+                                          unsigned long long id) {
+  cio__stack_running.stack = stack;
+  cio__stack_running.name = name;
+  cio__stack_running.id = id;
+}
 
 #endif

@@ -13,11 +13,6 @@ static atomic_ullong next_task_id = 1;
 
 static inline struct cio_task *task_of(struct cio_future *f) { return (struct cio_task *)f; }
 
-struct cio_task *cio__current(void) {
-  cio_loop *loop = cio__running_loop;
-  return loop ? loop->current : NULL;
-}
-
 cio_task *cio_current_task(void) { return cio__current(); }
 
 static bool task_ok(const cio_task *t) {

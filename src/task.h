@@ -40,7 +40,10 @@ struct cio_task {
 };
 
 /* The running task of this thread's running loop, or NULL. */
-struct cio_task *cio__current(void);
+static inline struct cio_task *cio__current(void) {
+  cio_loop *loop = cio__running_loop;
+  return loop ? (struct cio_task *)loop->current : NULL;
+}
 
 /* Suspend the current task until `f` is done and return its outcome (see
  * cio_future_await). f may live in the caller's frame (CIO__F_LOCAL). */

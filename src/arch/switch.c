@@ -25,12 +25,15 @@ void cio__switch_raw(void **from_sp, void *to_sp);
 void cio__switch_trampoline(void);
 #endif
 
+#if defined(CIO_ASAN) || defined(CIO_TSAN) || defined(CIO_SWITCH_UCONTEXT)
 void cio__ctx_init_thread(cio__ctx *ctx) {
   memset(ctx, 0, sizeof *ctx);
 #ifdef CIO_TSAN
   ctx->tsan_fiber = __tsan_get_current_fiber();
 #endif
 }
+
+#endif
 
 #ifdef CIO_SWITCH_UCONTEXT
 /* makecontext passes int arguments only: split the two pointers. */
@@ -100,6 +103,7 @@ void cio__ctx_destroy(cio__ctx *ctx) {
 #endif
 }
 
+#if defined(CIO_ASAN) || defined(CIO_TSAN) || defined(CIO_SWITCH_UCONTEXT)
 void cio__ctx_switch(cio__ctx *from, cio__ctx *to, bool from_dies) {
 #ifdef CIO_ASAN
   __sanitizer_start_switch_fiber(from_dies ? NULL : &from->asan_fake, to->stack_lo,
@@ -118,6 +122,7 @@ void cio__ctx_switch(cio__ctx *from, cio__ctx *to, bool from_dies) {
   __sanitizer_finish_switch_fiber(from->asan_fake, NULL, NULL);
 #endif
 }
+#endif
 
 void cio__ctx_entered(cio__ctx *self) {
   (void)self;

@@ -54,6 +54,7 @@ typedef struct cio__ctx {
 /* Prepare ctx to run entry(arg) on [lo, lo + size). */
 void cio__ctx_make(cio__ctx *ctx, void *lo, size_t size, void (*entry)(void *), void *arg);
 
+#if defined(CIO_ASAN) || defined(CIO_TSAN) || defined(CIO_SWITCH_UCONTEXT)
 /* Capture the calling thread's own context so that it can be switched back to. */
 void cio__ctx_init_thread(cio__ctx *ctx);
 
@@ -61,6 +62,16 @@ void cio__ctx_init_thread(cio__ctx *ctx);
  * resumed (a finished task), so the sanitizers can drop its state. Returns when
  * something switches back to `from`. */
 void cio__ctx_switch(cio__ctx *from, cio__ctx *to, bool from_dies);
+#else
+/* The plain build: a context is a stack pointer, switching is the assembly
+ * routine, both inline on the hot path. */
+void cio__switch_raw(void **from_sp, void *to_sp);
+static inline void cio__ctx_init_thread(cio__ctx *ctx) { ctx->sp = NULL; }
+static inline void cio__ctx_switch(cio__ctx *from, cio__ctx *to, bool from_dies) {
+  (void)from_dies;
+  cio__switch_raw(&from->sp, to->sp);
+}
+#endif
 
 /* Called first thing on a fresh context (inside entry): completes the
  * sanitizer hand-over. */
