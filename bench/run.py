@@ -1023,7 +1023,8 @@ def profile_missed(args, build, results, meta):
         rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--stdio",
                               "-g", "none", "--percent-limit", "1.5", "--sort", "dso,symbol"],
                              capture_output=True, text=True).stdout
-        lines = [ln.rstrip() for ln in rep.splitlines() if ln.strip() and not ln.startswith("#")]
+        lines = [re.sub(r"(\s+-)+\s*$", "", ln.rstrip()) for ln in rep.splitlines()
+                 if ln.strip() and not ln.startswith("#")]
         meta.setdefault("profiles", {})[wid] = {
             "command": cmd_str([rel(build.path(w.cio_bin)), str(n)], None, SERVER_CPU),
             "report": "\n".join(lines[:25])}
