@@ -126,6 +126,11 @@ def parse_echo_load(text):
     return None
 
 
+def num_arg(v):
+    """5.0 -> '5' (a program may parse its seconds with atoi), 0.5 -> '0.5'."""
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
 def fmt(v, digits=None):
     if v is None:
         return "-"
@@ -479,10 +484,10 @@ def run_echo(args, build, results, commands):
     for label, tpl, env, cpu in runnable:
         commands.append(("W5", label + " (server)", cmd_str(shlex.split(tpl.replace("{port}", "PORT")), env, cpu)))
     commands.append(("W5", "load generator (warm-up)", cmd_str(shlex.split(load_tpl.format(
-        bin=rel(load_bin), port="PORT", conns="CONNS", seconds=args.echo_warmup, size=ECHO_SIZE)),
+        bin=rel(load_bin), port="PORT", conns="CONNS", seconds=num_arg(args.echo_warmup), size=ECHO_SIZE)),
         None, LOADGEN_CPU)))
     commands.append(("W5", "load generator (measured)", cmd_str(shlex.split(load_tpl.format(
-        bin=rel(load_bin), port="PORT", conns="CONNS", seconds=args.echo_seconds, size=ECHO_SIZE)),
+        bin=rel(load_bin), port="PORT", conns="CONNS", seconds=num_arg(args.echo_seconds), size=ECHO_SIZE)),
         None, LOADGEN_CPU)))
     checked = set()
     for conns in ECHO_CONNS:
@@ -497,17 +502,23 @@ def run_echo(args, build, results, commands):
                 if env:
                     e.update(env)
                 full = (["taskset", "-c", cpu] if cpu is not None else []) + argv
+                errlog = open(build.peers / "server-stderr.log", "w")
                 proc = subprocess.Popen(full, cwd=ROOT, env=e, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
+                                        stderr=errlog)
                 try:
                     err = None
                     if not wait_port(port, proc):
-                        err = "server did not start listening"
+                        errlog.flush()
+                        said = (build.peers / "server-stderr.log").read_text().strip()[-200:]
+                        err = "server did not start listening" + (f": {said}" if said else "")
                     elif label not in checked:
                         err = echo_check(port)
                         checked.add(label)
                     if err is None:
-                        fig, err = measure_echo(args, load_bin, load_tpl, port, conns, proc)
+                        try:
+                            fig, err = measure_echo(args, load_bin, load_tpl, port, conns, proc)
+                        except OSError as ex:  # the server died: /proc/PID is gone
+                            err = f"server died ({ex})"
                     if err:
                         cell["errors"].append(err)
                         log(f"W5 {label} {conns} conns run {rnd + 1}: FAILED {err}")
@@ -523,12 +534,13 @@ def run_echo(args, build, results, commands):
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait()
+                    errlog.close()
 
 
 def measure_echo(args, load_bin, load_tpl, port, conns, server):
     def load(seconds):
         argv = shlex.split(load_tpl.format(bin=str(load_bin), port=port, conns=conns,
-                                           seconds=seconds, size=ECHO_SIZE))
+                                           seconds=num_arg(seconds), size=ECHO_SIZE))
         return run_cmd(argv, None, LOADGEN_CPU, timeout=seconds * 4 + 60)
 
     out, err, _ = load(args.echo_warmup)  # warm-up: the server's caches, pools, JITs
@@ -1035,13 +1047,13 @@ def profile_missed(args, build, results, meta):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="1 run each, sizes x 0.1, W5 1 s after a 0.5 s warm-up")
+                    help="1 run each, sizes x 0.1, W5 1 s after a 1 s warm-up")
     ap.add_argument("--runs", type=int, help="runs of each program (default 3; quick 1)")
     ap.add_argument("--scale", type=float, help="multiply every size by this (default 1; quick 0.1)")
     ap.add_argument("--only", help="comma-separated workloads, e.g. W1,W3,W5 (W6 = W6a,W6b,W6c)")
     ap.add_argument("--peers", help="comma-separated peers, e.g. cio,go,tokio")
     ap.add_argument("--echo-seconds", type=float, help="W5 measured time (default 5; quick 1)")
-    ap.add_argument("--echo-warmup", type=float, help="W5 warm-up time (default 2; quick 0.5)")
+    ap.add_argument("--echo-warmup", type=float, help="W5 warm-up time (default 2; quick 1)")
     ap.add_argument("--echo-load", help="load generator binary (default build/bench/bench_echo_load)")
     ap.add_argument("--echo-load-args", help=f"its command template (default: {ECHO_LOAD[1]!r})")
     ap.add_argument("--port-base", type=int, default=19100)
@@ -1060,7 +1072,7 @@ def main():
     args.runs = args.runs or (1 if args.quick else 3)
     args.scale = args.scale or (0.1 if args.quick else 1.0)
     args.echo_seconds = args.echo_seconds or (1.0 if args.quick else 5.0)
-    args.echo_warmup = args.echo_warmup or (0.5 if args.quick else 2.0)
+    args.echo_warmup = args.echo_warmup or (1.0 if args.quick else 2.0)
     args.only = set(x.strip() for x in args.only.split(",")) if args.only else None
     if args.only and "W6" in args.only:
         args.only |= {"W6a", "W6b", "W6c"}

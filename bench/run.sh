@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 
 PKGS="golang-go librust-tokio-dev python3-uvloop libuv1-dev wrk gnuplot-nox pkg-config"
 command -v cargo >/dev/null 2>&1 || PKGS="$PKGS cargo"
+command -v ninja >/dev/null 2>&1 || PKGS="$PKGS ninja-build"
+command -v cmake >/dev/null 2>&1 || PKGS="$PKGS cmake"
 if [ "${CIO_BENCH_NO_INSTALL:-0}" != 1 ]; then
   missing=""
   for p in $PKGS; do

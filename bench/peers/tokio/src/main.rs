@@ -148,7 +148,6 @@ async fn yield_(n: usize) {
 /// task per timer cancelled with JoinHandle::abort, is the other idiom; it is
 /// slower.)
 async fn timers(n: usize) {
-    use std::future::Future;
     let mut x: u32 = 12345;
     let t0 = Instant::now();
     let mut sleeps = Vec::with_capacity(n);
@@ -156,15 +155,23 @@ async fn timers(n: usize) {
         x = x.wrapping_mul(1103515245).wrapping_add(12345);
         let d = Duration::from_millis(1000 + ((x >> 8) % 59000) as u64);
         let mut s = Box::pin(tokio::time::sleep(d));
-        std::future::poll_fn(|cx| {
-            assert!(s.as_mut().poll(cx).is_pending());
-            std::task::Poll::Ready(())
-        })
-        .await;
+        PollOnce(s.as_mut()).await;
         sleeps.push(s);
     }
     drop(sleeps);
     println!("timers: {:.1} ns/op", ns_per(t0, n));
+}
+
+/// Poll a future once (registering its waker) and complete: what
+/// std::future::poll_fn does in Rust >= 1.64, spelled out for Debian's 1.63.
+struct PollOnce<'a>(std::pin::Pin<&'a mut tokio::time::Sleep>);
+
+impl std::future::Future for PollOnce<'_> {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        assert!(self.0.as_mut().poll(cx).is_pending());
+        std::task::Poll::Ready(())
+    }
 }
 
 /// W6a, other idiom: a task per timer, cancelled with JoinHandle::abort. Each
