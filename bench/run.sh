@@ -3,7 +3,7 @@
 # build cio and the peer programs, run every workload for cio and each peer,
 # and write bench/results/RESULTS.md plus one PNG chart per workload.
 #
-#   bench/run.sh            full run (3 runs of everything; ~25 min on 2 vCPUs)
+#   bench/run.sh            full run (3 runs of everything; ~20 min on 2 vCPUs)
 #   bench/run.sh --quick    a quick try (1 run, sizes x 0.1, short W5)
 #   bench/run.sh --help     every option (bench/run.py's)
 #
