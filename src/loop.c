@@ -153,12 +153,12 @@ int cio_loop_close(cio_loop *loop) {
   struct cio__queue rest = {.head = loop->batch};
   loop->batch = NULL;
   drop_queue(&rest);
-  struct cio__timer **heap = loop->heap;
+  struct cio__heap_ent *heap = loop->heap;
   uint32_t n = loop->nheap;
   loop->nheap = 0;
   for (uint32_t i = 0; i < n; i++) {
-    heap[i]->slot = CIO__TIMER_IDLE;
-    discard_node(&heap[i]->cb);
+    heap[i].t->slot = CIO__TIMER_IDLE;
+    discard_node(&heap[i].t->cb);
   }
   if (loop->abandon_tasks) loop->abandon_tasks(loop);
   if (loop->default_executor_shutdown) loop->default_executor_shutdown(loop, false);
@@ -442,7 +442,7 @@ static int run_once(cio_loop *loop) {
     else
       timeout = loop->nheap ? 0 : -1;
   } else if (loop->nheap) {
-    timeout = loop->heap[0]->when - real_now();
+    timeout = loop->heap[0].when - real_now();
     if (timeout < 0) timeout = 0;
   } else {
     timeout = -1;
@@ -462,10 +462,10 @@ static int run_once(cio_loop *loop) {
 
   int64_t now;
   if (loop->virtual_time) {
-    if (cio__queue_empty(&loop->ready) && loop->nheap && loop->heap[0]->when > loop->virt_now &&
+    if (cio__queue_empty(&loop->ready) && loop->nheap && loop->heap[0].when > loop->virt_now &&
         atomic_load_explicit(&loop->jobs_in_flight, memory_order_acquire) == 0 &&
         !atomic_load_explicit(&loop->inbox_nonempty, memory_order_acquire))
-      loop->virt_now = loop->heap[0]->when;
+      loop->virt_now = loop->heap[0].when;
     now = loop->virt_now;
   } else {
     now = loop->nheap ? real_now() : 0;

@@ -54,6 +54,12 @@ struct cio__timer {
   uint64_t seq;  /* scheduling order, breaks deadline ties */
   uint32_t slot; /* heap index, CIO__TIMER_IDLE when not armed */
 };
+/* A timer heap entry: the deadline inline, so that sifting does not chase
+ * pointers. */
+struct cio__heap_ent {
+  int64_t when;
+  struct cio__timer *t;
+};
 #define CIO__TIMER_IDLE UINT32_MAX
 #define CIO__TIMER_QUEUED (UINT32_MAX - 1) /* fired: its cb waits in the ready queue */
 
@@ -68,7 +74,7 @@ struct cio__locals;
 struct cio_loop {
   struct cio__queue ready;
   struct cio__cb *batch; /* the rest of the batch being run (step 4) */
-  struct cio__timer **heap;
+  struct cio__heap_ent *heap;
   uint32_t nheap, heap_cap;
   uint64_t timer_seq;
 

@@ -1,0 +1,3 @@
+module ciobench/peers/go
+
+go 1.19
