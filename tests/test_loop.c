@@ -114,6 +114,48 @@ static void hundred_thousand_timers_in_order(void **state) {
   cio_loop_free(loop);
 }
 
+/* Random arming and cancelling (the heap's disarm path) keeps (deadline,
+ * sequence) order among the survivors, and no cancelled timer fires. */
+static void random_arm_and_cancel_keeps_order(void **state) {
+  (void)state;
+  enum { N = 20000 };
+  cio_loop *loop = cur_loop = new_loop(true);
+  struct order *orders = calloc(N, sizeof *orders);
+  cio_handle **h = calloc(N, sizeof *h);
+  bool *cancelled = calloc(N, sizeof *cancelled);
+  fired = calloc(N, sizeof *fired);
+  nfired = 0;
+  uint64_t x = 987654321;
+  unsigned ncancel = 0;
+  for (unsigned i = 0; i < N; i++) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    orders[i].seq = i;
+    assert_code(cio_call_later(loop, (double)((x >> 33) % 64) / 64.0, record, &orders[i], &h[i]), 0);
+    if (i > 0 && (x >> 20) % 3 == 0) { /* cancel an earlier one, anywhere in the heap */
+      unsigned j = (unsigned)((x >> 40) % i);
+      if (!cancelled[j]) {
+        cancelled[j] = true;
+        ncancel++;
+        assert_code(cio_handle_cancel(h[j]), 0);
+      }
+    }
+  }
+  assert_code(cio_call_later(loop, 2, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_int_equal(nfired, N - ncancel);
+  for (unsigned i = 0; i < nfired; i++) {
+    assert_false(cancelled[fired[i].seq]);
+    if (i && fired[i - 1].when == fired[i].when) assert_true(fired[i - 1].seq < fired[i].seq);
+    if (i) assert_true(fired[i - 1].when <= fired[i].when);
+  }
+  for (unsigned i = 0; i < N; i++) cio_handle_unref(h[i]);
+  free(orders);
+  free(h);
+  free(cancelled);
+  free(fired);
+  cio_loop_free(loop);
+}
+
 static void cancelled_handles_do_not_run(void **state) {
   (void)state;
   cio_loop *loop = new_loop(true);
@@ -363,6 +405,7 @@ int main(void) {
       cmocka_unit_test(stop_before_run_forever_runs_one_batch),
       cmocka_unit_test(timers_fire_in_deadline_order),
       cmocka_unit_test(hundred_thousand_timers_in_order),
+      cmocka_unit_test(random_arm_and_cancel_keeps_order),
       cmocka_unit_test(cancelled_handles_do_not_run),
       cmocka_unit_test(virtual_clock_jumps_an_hour_instantly),
       cmocka_unit_test(real_clock_timer_fires_on_time),
