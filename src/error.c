@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static CIO__TLS struct cio__errslot thread_slot;
+CIO__TLS struct cio__errslot cio__thread_slot;
+#define thread_slot cio__thread_slot
 CIO__TLS struct cio__errslot *cio__cur_slot;
 
 static struct cio__errslot *slot(void) { return cio__cur_slot ? cio__cur_slot : &thread_slot; }
@@ -16,6 +17,14 @@ void cio__errslot_clear(struct cio__errslot *s) {
   s->msg = NULL;
   s->owned = false;
   s->code = 0;
+}
+
+void cio__errslot_move(struct cio__errslot *to, struct cio__errslot *from) {
+  if (to->owned) free((void *)to->msg);
+  *to = *from;
+  from->code = 0;
+  from->msg = NULL;
+  from->owned = false;
 }
 
 static void set(int code, const char *msg, bool owned) {

@@ -37,6 +37,7 @@ int cio__errcode_thread(void);
 /* Point this thread at a task's slot (NULL = the thread's own slot). Inline:
  * it runs at every task switch. */
 extern CIO__TLS struct cio__errslot *cio__cur_slot;
+extern CIO__TLS struct cio__errslot cio__thread_slot;
 static inline void cio__errslot_use(struct cio__errslot *slot) { cio__cur_slot = slot; }
 
 /* Move the current slot's message out (the caller owns it when *owned);
@@ -44,5 +45,8 @@ static inline void cio__errslot_use(struct cio__errslot *slot) { cio__cur_slot =
 const char *cio__errslot_take(int code, bool *owned);
 
 void cio__errslot_clear(struct cio__errslot *slot);
+
+/* Move the contents of `from` into `to` (whose old message is freed). */
+void cio__errslot_move(struct cio__errslot *to, struct cio__errslot *from);
 
 #endif

@@ -3,6 +3,7 @@
 #include "cio/task.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,30 @@ static void done_record_discard(struct cio__cb *cb) {
   free(r);
 }
 
+/* ---- the waiter list ------------------------------------------------------------ */
+
+static void append(struct cio_future *f, struct cio__cb *cb) {
+  struct cio__cb *tail = f->waiters_tail;
+  if (tail) {
+    cb->next = tail->next;
+    tail->next = cb;
+  } else {
+    cb->next = cb;
+  }
+  f->waiters_tail = cb;
+}
+
+/* Unlink every waiter: the head of a NULL-terminated list, *tail its last. */
+static struct cio__cb *take_all(struct cio_future *f, struct cio__cb **tail) {
+  struct cio__cb *t = f->waiters_tail;
+  *tail = t;
+  if (!t) return NULL;
+  struct cio__cb *head = t->next;
+  t->next = NULL;
+  f->waiters_tail = NULL;
+  return head;
+}
+
 void cio__future_init(struct cio_future *f, cio_loop *loop, unsigned flags) {
   f->magic = CIO__FUT_MAGIC;
   f->state = CIO__PENDING;
@@ -40,13 +65,20 @@ void cio__future_init(struct cio_future *f, cio_loop *loop, unsigned flags) {
   f->loop = loop;
   f->result = NULL;
   f->msg = NULL;
-  f->waiters = NULL;
-  f->waiters_tailp = &f->waiters;
+  f->waiters_tail = NULL;
+}
+
+/* Futures come from the loop's slab: no malloc, and a released future keeps
+ * its dead magic until reused. The free-list link takes the `result` word. */
+static struct cio_future *future_alloc(cio_loop *loop) {
+  if (!loop->future_slab.size)
+    cio__slab_init(&loop->future_slab, sizeof(struct cio_future), offsetof(struct cio_future, result));
+  return cio__slab_alloc(&loop->future_slab);
 }
 
 cio_future *cio_future_new(cio_loop *loop) {
   if (cio__loop_check(loop, "cio_future_new") < 0) return NULL;
-  struct cio_future *f = malloc(sizeof *f);
+  struct cio_future *f = future_alloc(loop);
   if (!f) {
     cio__fail_static(-ENOMEM, "cio_future_new: out of memory");
     return NULL;
@@ -75,13 +107,12 @@ void cio__future_finalize(struct cio_future *f, cio_task *as_task) {
   }
   /* Done callbacks never scheduled (the future never completed) hold no
    * reference: drop their records. */
-  struct cio__cb *cb = f->waiters;
+  struct cio__cb *tail, *cb = take_all(f, &tail);
   while (cb) {
     struct cio__cb *next = cb->next;
     if (cb->run == done_record_run) free(cb);
     cb = next;
   }
-  f->waiters = NULL;
   if (f->flags & CIO__F_MSG_OWNED) free((void *)f->msg);
   f->msg = NULL;
   f->magic = CIO__FUT_DEAD;
@@ -99,7 +130,7 @@ int cio_future_unref(cio_future *f) {
   }
   cio_loop *loop = f->loop;
   cio__future_finalize(f, NULL);
-  free(f);
+  cio__slab_free(&loop->future_slab, f);
   cio__loop_unref(loop);
   return 0;
 }
@@ -111,24 +142,20 @@ void cio__future_complete(struct cio_future *f, int state, int code, void *resul
   f->result = result;
   f->msg = msg;
   if (owned) f->flags |= CIO__F_MSG_OWNED;
-  if (!f->waiters) return;
-  for (struct cio__cb *cb = f->waiters; cb; cb = cb->next)
+  struct cio__cb *tail, *head = take_all(f, &tail);
+  if (!head) return;
+  for (struct cio__cb *cb = head; cb; cb = cb->next)
     if (cb->run == done_record_run) f->refs++;
   if (f->loop->closed) {
     /* Nothing will run any more: drop instead of scheduling. */
-    struct cio__cb *cb = f->waiters;
-    f->waiters = NULL;
-    f->waiters_tailp = &f->waiters;
-    while (cb) {
-      struct cio__cb *next = cb->next;
-      if (cb->run == done_record_run) done_record_discard(cb);
-      cb = next;
+    while (head) {
+      struct cio__cb *next = head->next;
+      if (head->run == done_record_run) done_record_discard(head);
+      head = next;
     }
     return;
   }
-  cio__queue_splice(&f->loop->ready, f->waiters, f->waiters_tailp);
-  f->waiters = NULL;
-  f->waiters_tailp = &f->waiters;
+  cio__queue_splice(&f->loop->ready, head, &tail->next);
 }
 
 void cio__future_add_waiter(struct cio_future *f, struct cio__cb *cb) {
@@ -136,18 +163,26 @@ void cio__future_add_waiter(struct cio_future *f, struct cio__cb *cb) {
     cio__loop_push(f->loop, cb);
     return;
   }
-  cb->next = NULL;
-  *f->waiters_tailp = cb;
-  f->waiters_tailp = &cb->next;
+  append(f, cb);
 }
 
 bool cio__future_remove_waiter(struct cio_future *f, struct cio__cb *cb) {
-  for (struct cio__cb **p = &f->waiters; *p; p = &(*p)->next) {
-    if (*p != cb) continue;
-    *p = cb->next;
-    if (f->waiters_tailp == &cb->next) f->waiters_tailp = p;
-    return true;
-  }
+  struct cio__cb *tail = f->waiters_tail;
+  if (!tail) return false;
+  struct cio__cb *prev = tail;
+  do {
+    struct cio__cb *cur = prev->next;
+    if (cur == cb) {
+      if (cur == prev)
+        f->waiters_tail = NULL; /* it was the only one */
+      else {
+        prev->next = cur->next;
+        if (cur == tail) f->waiters_tail = prev;
+      }
+      return true;
+    }
+    prev = cur;
+  } while (prev != tail);
   return false;
 }
 
@@ -263,18 +298,17 @@ int cio_future_remove_done_callback(cio_future *f, cio_done_fn fn, void *arg) {
   int rc = check(f, "cio_future_remove_done_callback");
   if (rc < 0) return rc;
   int removed = 0;
-  struct cio__cb **p = &f->waiters;
-  while (*p) {
-    struct cio__cb *cb = *p;
+  struct cio__cb *tail, *cb = take_all(f, &tail);
+  while (cb) {
+    struct cio__cb *next = cb->next;
     struct done_record *r = (struct done_record *)cb;
     if (cb->run == done_record_run && r->fn == fn && r->arg == arg) {
-      *p = cb->next;
-      if (f->waiters_tailp == &cb->next) f->waiters_tailp = p;
       free(r);
       removed++;
     } else {
-      p = &cb->next;
+      append(f, cb);
     }
+    cb = next;
   }
   return removed;
 }

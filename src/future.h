@@ -1,5 +1,6 @@
 /* Layer 4: futures (internal view). A future's waiters are ready-queue nodes
- * linked in registration order; completing the future splices them into the
+ * linked in registration order (a circular list: the future keeps only the
+ * tail, whose next is the head); completing the future splices them into the
  * loop's ready queue in one step (call_soon semantics, never run inline). */
 #ifndef CIO_FUTURE_INTERNAL_H
 #define CIO_FUTURE_INTERNAL_H
@@ -26,8 +27,7 @@ struct cio_future {
   cio_loop *loop;
   void *result;
   const char *msg; /* error or cancel message, NULL = the code's description */
-  struct cio__cb *waiters;
-  struct cio__cb **waiters_tailp;
+  struct cio__cb *waiters_tail; /* circular; NULL when none */
 };
 
 void cio__future_init(struct cio_future *f, cio_loop *loop, unsigned flags);

@@ -172,7 +172,8 @@ int cio_loop_close(cio_loop *loop) {
 
 void cio__loop_unref(cio_loop *loop) {
   if (--loop->refs > 0) return;
-  if (loop->release_tasks) loop->release_tasks(loop);
+  cio__slab_release(&loop->task_slab);
+  cio__slab_release(&loop->future_slab);
   pthread_mutex_destroy(&loop->inbox_lock);
   free(loop);
 }

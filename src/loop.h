@@ -14,6 +14,7 @@
 #include "cio/loop.h"
 #include "error.h"
 #include "poll.h"
+#include "slab.h"
 #include "stack.h"
 
 #define CIO__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -109,13 +110,10 @@ struct cio_loop {
   void *exc_arg;
 
   struct cio__stack_pool stacks;
-  /* Task memory, owned by the task layer: a slab of chunks and a free list.
-   * Released when the loop's memory is (tasks may outlive close). */
-  void *task_free_list;
-  void *task_chunks;
-  size_t task_chunk_next; /* bytes in the next chunk */
-  char *task_bump, *task_bump_end;
-  void (*release_tasks)(cio_loop *loop);
+  /* Memory of tasks and futures (set up by their layers on first use),
+   * released with the loop's own memory: they may outlive close. */
+  struct cio__slab task_slab;
+  struct cio__slab future_slab;
 
   /* The default executor, owned by the executor layer: shut down (waiting or
    * not) when cio_run ends or the loop closes. */

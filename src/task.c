@@ -4,12 +4,12 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/mman.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static atomic_ullong next_task_id = 1;
+static atomic_uint next_task_id = 1;
 
 static inline struct cio_task *task_of(struct cio_future *f) { return (struct cio_task *)f; }
 
@@ -40,25 +40,33 @@ static void locals_unref(struct cio__locals *l) {
   }
 }
 
-static struct cio__locals **locals_slot(void) {
-  struct cio_task *t = cio__current();
-  if (t) return &t->locals;
-  cio_loop *loop = cio__running_loop;
-  return loop ? &loop->locals : NULL;
+static struct cio__task_cold *cold_get(struct cio_task *t) {
+  if (!t->cold) t->cold = calloc(1, sizeof *t->cold);
+  return t->cold;
+}
+
+static struct cio__locals *locals_of(struct cio_task *t, cio_loop *loop) {
+  if (t) return t->cold ? t->cold->locals : NULL;
+  return loop ? loop->locals : NULL;
 }
 
 void *cio_local_get(const cio_local_key *key, void *dflt) {
-  struct cio__locals **slot = locals_slot();
-  if (!slot || !key) return dflt;
-  for (struct cio__locals *l = *slot; l; l = l->next)
+  if (!key) return dflt;
+  for (struct cio__locals *l = locals_of(cio__current(), cio__running_loop); l; l = l->next)
     if (l->key == key) return l->value;
   return dflt;
 }
 
 int cio_local_set(const cio_local_key *key, void *value) {
   if (!key) return cio__fail(-EINVAL, "cio_local_set: key is NULL");
-  struct cio__locals **slot = locals_slot();
-  if (!slot) return cio__fail(CIO_ENOTRUNNING, "cio_local_set: no task and no running loop");
+  struct cio_task *t = cio__current();
+  cio_loop *loop = cio__running_loop;
+  if (!loop) return cio__fail(CIO_ENOTRUNNING, "cio_local_set: no task and no running loop");
+  struct cio__locals **slot = &loop->locals;
+  if (t) {
+    if (!cold_get(t)) return cio__fail(-ENOMEM, "cio_local_set: out of memory");
+    slot = &t->cold->locals;
+  }
   /* Persistent list: a new head shadows older values, so copies made for
    * children (which share the old head) never see the change. */
   struct cio__locals *l = malloc(sizeof *l);
@@ -73,72 +81,30 @@ int cio_local_set(const cio_local_key *key, void *value) {
 
 /* ---- lifecycle ------------------------------------------------------------------- */
 
-/* Task memory comes from a per-loop slab: chunks (16 KiB doubling to 2 MiB)
- * carved in order, freed tasks on a free list. No malloc per spawn and no
- * allocator header per task. (Huge pages and MAP_POPULATE were measured and
- * were slower on our VMs: zeroing dominates either way.) A released task
- * keeps a dead magic until reused, so a second release is caught. The memory
- * goes back when the loop's own memory does. */
-#define TASK_CHUNK_FIRST (16u * 1024u)
-#define TASK_CHUNK_MAX (2u * 1024u * 1024u)
-
-struct task_chunk {
-  struct task_chunk *next;
-  size_t bytes;
-};
-
-static void *map_chunk(size_t bytes) {
-  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? NULL : p;
-}
-
+/* Tasks come from the loop's slab (no malloc per spawn; a released task
+ * keeps its dead magic until reused, so a second release is caught). The
+ * free-list link takes the `step` node. */
 static struct cio_task *task_alloc(cio_loop *loop) {
-  struct cio__cb *cb = loop->task_free_list;
-  struct cio_task *t;
-  if (cb) {
-    loop->task_free_list = cb->next;
-    t = CIO__CONTAINER_OF(cb, struct cio_task, step);
-  } else {
-    size_t size = (sizeof(struct cio_task) + 15) & ~(size_t)15;
-    if (loop->task_bump + size > loop->task_bump_end) {
-      size_t bytes = loop->task_chunk_next ? loop->task_chunk_next : TASK_CHUNK_FIRST;
-      struct task_chunk *c = map_chunk(bytes);
-      if (!c) return NULL;
-      c->bytes = bytes;
-      c->next = loop->task_chunks;
-      loop->task_chunks = c;
-      loop->task_bump = (char *)c + 64;
-      loop->task_bump_end = (char *)c + bytes;
-      loop->task_chunk_next = bytes < TASK_CHUNK_MAX ? bytes * 2 : TASK_CHUNK_MAX;
-    }
-    t = (struct cio_task *)loop->task_bump;
-    loop->task_bump += size;
-  }
-  memset(t, 0, sizeof *t);
+  if (!loop->task_slab.size)
+    cio__slab_init(&loop->task_slab, sizeof(struct cio_task), offsetof(struct cio_task, step));
+  struct cio_task *t = cio__slab_alloc(&loop->task_slab);
+  if (t) memset(t, 0, sizeof *t);
   return t;
-}
-
-static void release_tasks(cio_loop *loop) {
-  struct task_chunk *c = loop->task_chunks;
-  while (c) {
-    struct task_chunk *next = c->next;
-    munmap(c, c->bytes);
-    c = next;
-  }
-  loop->task_chunks = NULL;
-  loop->task_free_list = NULL;
 }
 
 static void task_free(struct cio_future *f) {
   struct cio_task *t = task_of(f);
   cio_loop *loop = f->loop;
   cio__future_finalize(f, t);
-  free(t->name);
-  free(t->cancel_msg);
-  locals_unref(t->locals);
-  cio__errslot_clear(&t->err);
-  t->step.next = loop->task_free_list;
-  loop->task_free_list = &t->step;
+  struct cio__task_cold *c = t->cold;
+  if (c) {
+    free(c->name);
+    free(c->cancel_msg);
+    locals_unref(c->locals);
+    cio__errslot_clear(&c->err);
+    free(c);
+  }
+  cio__slab_free(&loop->task_slab, t);
   cio__loop_unref(loop);
 }
 
@@ -169,10 +135,10 @@ static void finish(struct cio_task *t, int rc, void *result) {
     cio__future_complete(&t->fut, CIO__RESULT, 0, result, NULL, false);
   } else if (rc >= 0 || rc == -ECANCELED) {
     msg = cio__errslot_take(-ECANCELED, &owned);
-    if (!msg && t->cancel_msg) {
-      msg = t->cancel_msg;
+    if (!msg && t->cold && t->cold->cancel_msg) {
+      msg = t->cold->cancel_msg;
       owned = true;
-      t->cancel_msg = NULL;
+      t->cold->cancel_msg = NULL;
     }
     cio__future_complete(&t->fut, CIO__CANCELLED, -ECANCELED, NULL, msg, owned);
   } else {
@@ -181,31 +147,66 @@ static void finish(struct cio_task *t, int rc, void *result) {
   }
 }
 
-static void publish_running(struct cio_task *t) {
-  cio__errslot_use(t ? &t->err : NULL);
-  cio__stack_set_running(t ? t->stack : NULL, t ? &t->name : NULL, t ? t->id : 0);
+/* Error messages: a task with a cold part keeps its last failure there; one
+ * without writes to the thread's slot while it runs, and what is left there
+ * when it stops running is moved into a cold part (rare: a failure followed
+ * by a suspension), so another task's failure cannot overwrite it. */
+static void stash_error(struct cio_task *t) {
+  if (cio__cur_slot || !cio__thread_slot.code) return;
+  if (cold_get(t))
+    cio__errslot_move(&t->cold->err, &cio__thread_slot);
+  else
+    cio__errslot_clear(&cio__thread_slot);
 }
 
+static void publish_running(struct cio_task *t) {
+  if (!t) {
+    cio__errslot_use(NULL);
+    cio__stack_set_running(NULL, NULL, 0);
+    return;
+  }
+  if (t->cold) {
+    cio__errslot_use(&t->cold->err);
+  } else {
+    cio__errslot_use(NULL);
+    if (cio__thread_slot.code) cio__errslot_clear(&cio__thread_slot);
+  }
+  cio__stack_set_running(t->u.run.stack, t->cold ? &t->cold->name : NULL, t->id);
+}
+
+/* Handed from the first step to the new stack: the union that held fn and
+ * arg is the context by then. */
+struct start_args {
+  struct cio_task *t;
+  cio_task_fn fn;
+  void *arg;
+};
+
 static void task_entry(void *p) {
-  struct cio_task *t = p;
-  cio__ctx_entered(&t->ctx);
+  struct start_args *sa = p;
+  struct cio_task *t = sa->t;
+  cio_task_fn fn = sa->fn;
+  void *arg = sa->arg;
+  cio__ctx_entered(&t->u.run.ctx);
   void *result = NULL;
-  int rc = t->fn(t->arg, &result);
+  int rc = fn(arg, &result);
   finish(t, rc, result);
-  cio__ctx_switch(&t->ctx, t->fut.loop->back, true);
+  cio__ctx_switch(&t->u.run.ctx, t->fut.loop->back, true);
   abort(); /* a finished task is never resumed */
 }
 
 /* Run the task until it suspends or finishes: one "step". */
 static void run_step(struct cio_task *t) {
   cio_loop *loop = t->fut.loop;
+  struct start_args sa;
   if (t->tstate == CIO__T_NEW) {
     if (t->must_cancel) { /* cancelled before it started: the body never runs */
       finish(t, -ECANCELED, NULL);
       cio_future_unref(&t->fut); /* the loop's reference */
       return;
     }
-    int rc = cio__stack_get(&loop->stacks, t->stack_size, &t->stack);
+    struct cio__stack *stack;
+    int rc = cio__stack_get(&loop->stacks, t->stack_size, &stack);
     if (rc < 0) {
       bool owned;
       const char *msg = cio__errslot_take(rc, &owned);
@@ -215,30 +216,38 @@ static void run_step(struct cio_task *t) {
       cio_future_unref(&t->fut);
       return;
     }
-    cio__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_entry, t);
+    sa = (struct start_args){t, t->u.start.fn, t->u.start.arg};
+    cio__ctx_make(&t->u.run.ctx, stack->lo, stack->size, task_entry, &sa);
+    t->u.run.stack = stack;
   }
   struct cio_task *prev = loop->current;
   void *prev_back = loop->back;
   cio__ctx back;
   cio__ctx_init_thread(&back);
-  if (prev)
-    cio__ctx_set_bounds(&back, prev->stack->lo, prev->stack->size);
-  else
+  if (prev) {
+    stash_error(prev); /* an eager step runs inside another task */
+    cio__ctx_set_bounds(&back, prev->u.run.stack->lo, prev->u.run.stack->size);
+  } else {
     cio__ctx_set_bounds(&back, loop->thread_stack_lo, loop->thread_stack_size);
+  }
   loop->back = &back;
   t->tstate = CIO__T_RUNNING;
   loop->current = t;
   publish_running(t);
-  cio__ctx_switch(&back, &t->ctx, false);
+  cio__ctx_switch(&back, &t->u.run.ctx, false);
+  if (t->tstate == CIO__T_DONE) {
+    loop->current = prev;
+    loop->back = prev_back;
+    publish_running(prev);
+    cio__stack_put(&loop->stacks, t->u.run.stack);
+    cio__ctx_destroy(&t->u.run.ctx);
+    cio_future_unref(&t->fut); /* the loop's reference */
+    return;
+  }
+  stash_error(t);
   loop->current = prev;
   loop->back = prev_back;
   publish_running(prev);
-  if (t->tstate == CIO__T_DONE) {
-    cio__stack_put(&loop->stacks, t->stack);
-    t->stack = NULL;
-    cio__ctx_destroy(&t->ctx);
-    cio_future_unref(&t->fut); /* the loop's reference */
-  }
 }
 
 static void step_run(struct cio__cb *cb) {
@@ -247,7 +256,7 @@ static void step_run(struct cio__cb *cb) {
 
 static void suspend(struct cio_task *t) {
   t->tstate = CIO__T_SUSPENDED;
-  cio__ctx_switch(&t->ctx, t->fut.loop->back, false);
+  cio__ctx_switch(&t->u.run.ctx, t->fut.loop->back, false);
 }
 
 static const char *describe(struct cio__tasklink *l) {
@@ -269,8 +278,7 @@ static void abandon(cio_loop *loop) {
       cio_future_unref(t->waiting_on);
     }
     t->waiting_on = NULL;
-    t->stack = NULL; /* unmapped with the pool */
-    if (t->tstate != CIO__T_NEW) cio__ctx_destroy(&t->ctx);
+    if (t->tstate != CIO__T_NEW) cio__ctx_destroy(&t->u.run.ctx); /* its stack goes with the pool */
     t->tstate = CIO__T_DONE;
     cio_future_unref(&t->fut); /* the loop's reference */
   }
@@ -293,28 +301,30 @@ cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
     cio__fail_static(-ENOMEM, "cio_create_task: out of memory");
     return NULL;
   }
-  if (opts && opts->name && !(t->name = strdup(opts->name))) {
-    t->step.next = loop->task_free_list;
-    loop->task_free_list = &t->step;
-    cio__fail_static(-ENOMEM, "cio_create_task: out of memory");
-    return NULL;
+  struct cio_task *creator = cio__running_loop == loop ? loop->current : NULL;
+  struct cio__locals *inherited = locals_of(creator, loop);
+  if ((opts && opts->name) || inherited) {
+    if (!cold_get(t) || (opts && opts->name && !(t->cold->name = strdup(opts->name)))) {
+      free(t->cold);
+      cio__slab_free(&loop->task_slab, t);
+      cio__fail_static(-ENOMEM, "cio_create_task: out of memory");
+      return NULL;
+    }
+    t->cold->locals = locals_ref(inherited);
   }
   cio__future_init(&t->fut, loop, CIO__F_TASK);
   t->fut.refs = 2; /* the caller's and the loop's */
   t->step.run = step_run;
-  t->fn = fn;
-  t->arg = arg;
-  t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
+  t->u.start.fn = fn;
+  t->u.start.arg = arg;
+  t->id = (uint32_t)atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
   t->stack_size = stack ? (uint32_t)cio__stack_round(stack) : 0;
   t->tstate = CIO__T_NEW;
-  struct cio_task *creator = cio__running_loop == loop ? loop->current : NULL;
-  t->locals = locals_ref(creator ? creator->locals : loop->locals);
   cio__loop_ref(loop);
   link_task(loop, t);
   if (!loop->describe_task) {
     loop->describe_task = describe;
     loop->abandon_tasks = abandon;
-    loop->release_tasks = release_tasks;
   }
   if (opts && opts->eager_start && cio__running_loop == loop)
     run_step(t);
@@ -367,13 +377,12 @@ int cio_task_result(cio_task *t, void **result) {
 
 const char *cio_task_get_name(cio_task *t) {
   if (!task_ok(t)) return "(not a task)";
-  if (!t->name) {
+  if (!t->cold || !t->cold->name) {
     char buf[32];
-    snprintf(buf, sizeof buf, "Task-%llu", t->id);
-    t->name = strdup(buf);
-    if (!t->name) return "Task-?";
+    snprintf(buf, sizeof buf, "Task-%u", t->id);
+    if (!cold_get(t) || !(t->cold->name = strdup(buf))) return "Task-?";
   }
-  return t->name;
+  return t->cold->name;
 }
 
 int cio_task_set_name(cio_task *t, const char *name) {
@@ -381,9 +390,12 @@ int cio_task_set_name(cio_task *t, const char *name) {
   if (rc < 0) return rc;
   if (!name) return cio__fail(-EINVAL, "cio_task_set_name: name is NULL");
   char *copy = strdup(name);
-  if (!copy) return cio__fail_static(-ENOMEM, "cio_task_set_name: out of memory");
-  free(t->name);
-  t->name = copy;
+  if (!copy || !cold_get(t)) {
+    free(copy);
+    return cio__fail_static(-ENOMEM, "cio_task_set_name: out of memory");
+  }
+  free(t->cold->name);
+  t->cold->name = copy;
   return 0;
 }
 
@@ -413,11 +425,11 @@ int cio_task_cancel(cio_task *t, const char *msg) {
   if (rc < 0) return rc;
   if (t->fut.state != CIO__PENDING) return 0;
   t->cancel_requests++;
-  if (msg) {
+  if (msg && cold_get(t)) {
     char *copy = strdup(msg);
     if (copy) {
-      free(t->cancel_msg);
-      t->cancel_msg = copy;
+      free(t->cold->cancel_msg);
+      t->cold->cancel_msg = copy;
     }
   }
   if (t->waiting_on && cio_future_cancel(t->waiting_on, msg) == 1) return 1;
@@ -438,8 +450,8 @@ int cio_task_uncancel(cio_task *t) {
 /* One delivered request: the suspension point returns -ECANCELED. */
 static int deliver_cancel(struct cio_task *t) {
   t->must_cancel = false;
-  return t->cancel_msg ? cio__fail_copy(-ECANCELED, t->cancel_msg)
-                       : cio__fail_static(-ECANCELED, NULL);
+  const char *msg = t->cold ? t->cold->cancel_msg : NULL;
+  return msg ? cio__fail_copy(-ECANCELED, msg) : cio__fail_static(-ECANCELED, NULL);
 }
 
 /* ---- awaiting ------------------------------------------------------------------------ */
@@ -454,7 +466,7 @@ int cio__task_await(struct cio_task *t, struct cio_future *f, void **result) {
       /* A request arrived while we were running: deliver it here, through
        * the future we are about to wait on. */
       t->must_cancel = false;
-      cio_future_cancel(f, t->cancel_msg);
+      cio_future_cancel(f, t->cold ? t->cold->cancel_msg : NULL);
     }
     suspend(t);
     t->waiting_on = NULL;

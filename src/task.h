@@ -18,22 +18,35 @@ struct cio__locals {
   struct cio__locals *next;
 };
 
+/* What few tasks need (a name asked for, a cancel message, task-local values,
+ * an error message kept across a suspension): allocated on first use, so that
+ * a task is two cache lines. */
+struct cio__task_cold {
+  char *name;
+  char *cancel_msg;
+  struct cio__locals *locals;
+  struct cio__errslot err;
+};
+
 struct cio_task {
   struct cio_future fut; /* first: a task is a future */
   struct cio__cb step;
   struct cio__tasklink link; /* in the loop's pending list */
-  cio__ctx ctx;
-  struct cio__stack *stack;  /* from the first step until done */
-  cio_task_fn fn;
-  void *arg;
+  union {
+    struct { /* until the first step */
+      cio_task_fn fn;
+      void *arg;
+    } start;
+    struct { /* from the first step until done */
+      cio__ctx ctx;
+      struct cio__stack *stack;
+    } run;
+  } u;
   struct cio_future *waiting_on;
-  char *name;                /* NULL until set or asked for */
-  unsigned long long id;
-  char *cancel_msg;
-  struct cio__locals *locals;
-  struct cio__errslot err;
-  int cancel_requests;
-  uint32_t stack_size;
+  struct cio__task_cold *cold;
+  uint32_t id;              /* "Task-<id>" (wraps after 2^32 tasks) */
+  int32_t cancel_requests;
+  uint32_t stack_size;      /* requested; 0 = the loop's default */
   uint8_t tstate;
   bool must_cancel;
   bool detached;
