@@ -16,5 +16,7 @@
 #include "cio/loop.h"
 #include "cio/future.h"
 #include "cio/task.h"
+#include "cio/sync.h"
+#include "cio/queue.h"
 
 #endif
