@@ -353,9 +353,9 @@ static int event_wait(cio_event *p, double timeout, bool timed, const char *who)
   if (!e) return rc;
   struct cio_task *t;
   if ((rc = cio__waitq_enter(&e->waiters, NULL, who, &t)) < 0) return rc;
-  if (e->value) return 0;
   int64_t deadline = CIO__NO_DEADLINE;
   if (timed && (rc = cio__deadline(t->fut.loop, timeout, who, &deadline)) < 0) return rc;
+  if (e->value) return 0;
   struct cio__waiter w;
   /* Woken then cancelled: -ECANCELED, and nothing to pass on (set() woke
    * every waiter). */
