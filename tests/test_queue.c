@@ -656,6 +656,44 @@ static void test_queue_no_barging(void **state) {
   assert_trace("n try qsize=1 g0 x n y got a p b done@0.00 got b");
 }
 
+/* Getters and putters suspended at the same time (possible only while the
+ * buffered item is promised), then shutdown. */
+static bool both_immediate;
+
+static int both_shutter(void *arg, void **res) {
+  (void)arg;
+  (void)res;
+  trace("shutdown qsize=%zu", cio_queue_qsize(&Q));
+  return cio_queue_shutdown(&Q, both_immediate);
+}
+
+static int both_main(void *arg, void **res) {
+  (void)arg;
+  (void)res;
+  assert_code(cio_queue_init(&Q, 1), 0);
+  cio_task *ts[4];
+  ts[0] = SPAWN(sg_getter, 0);
+  assert_code(cio_yield(), 0);        /* g0 waits */
+  ts[1] = SPAWN(sg_getter, 1);        /* will wait: x is promised to g0 */
+  ts[2] = spawn(sw_putter, "y");      /* will wait: the queue is full */
+  ts[3] = SPAWN(both_shutter, 0);     /* runs after them, before g0 */
+  assert_code(cio_queue_put_nowait(&Q, S("x")), 0);
+  join_all(ts, 4);
+  trace("qsize=%zu unfinished=%zu", cio_queue_qsize(&Q), cio_queue_unfinished(&Q));
+  return cio_queue_destroy(&Q);
+}
+
+static void test_queue_shutdown_getters_and_putters_suspended(void **state) {
+  (void)state;
+  both_immediate = false;
+  run_ok(both_main, NULL);
+  assert_trace("shutdown qsize=1 g0 x@0.00 g1 shutdown@0.00 p y shutdown@0.00 qsize=0 unfinished=1");
+  both_immediate = true;
+  run_ok(both_main, NULL);
+  assert_trace("shutdown qsize=1 g0 shutdown@0.00 g1 shutdown@0.00 p y shutdown@0.00 qsize=0 "
+               "unfinished=0");
+}
+
 /* ==== timeouts ==================================================================== */
 
 static int timed_get(void *arg, void **res) {
@@ -949,6 +987,7 @@ int main(void) {
       cmocka_unit_test(test_queue_shutdown_waiters_trace),
       cmocka_unit_test(test_queue_shutdown_getters_trace),
       cmocka_unit_test(test_queue_shutdown_immediate_trace),
+      cmocka_unit_test(test_queue_shutdown_getters_and_putters_suspended),
       cmocka_unit_test(test_queue_join_workers_trace),
       cmocka_unit_test(test_queue_orders),
       cmocka_unit_test(test_queue_basics_and_misuse),

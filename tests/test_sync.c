@@ -387,6 +387,28 @@ static void test_lock_wrong_loop(void **state) {
   assert_code(cio_lock_destroy(&L), 0);
 }
 
+/* Waiting on a lock nobody will release is a deadlock the loop reports
+ * (naming the task) instead of hanging; cio_run then cancels the waiter,
+ * which leaves the lock's queue. */
+static int deadlock_main(void *arg, void **res) {
+  (void)arg;
+  (void)res;
+  assert_code(cio_lock_acquire(&L), 0);
+  int rc = cio_lock_acquire(&L); /* not re-entrant */
+  trace("%s", cio_err_name(rc));
+  return rc;
+}
+
+static void test_lock_deadlock_reported(void **state) {
+  (void)state;
+  assert_code(cio_lock_init(&L), 0);
+  trace_clear();
+  assert_code(run_virtual(deadlock_main, NULL), CIO_EDEADLOCK);
+  assert_trace("ECANCELED");
+  assert_true(cio_lock_locked(&L));
+  assert_code(cio_lock_destroy(&L), 0); /* nobody waits any more */
+}
+
 /* ==== Event ================================================================== */
 
 static cio_event E;
@@ -1118,6 +1140,7 @@ int main(void) {
       cmocka_unit_test(test_lock_timeout_race),
       cmocka_unit_test(test_lock_misuse),
       cmocka_unit_test(test_lock_wrong_loop),
+      cmocka_unit_test(test_lock_deadlock_reported),
       cmocka_unit_test(test_event_set_wakes_all_trace),
       cmocka_unit_test(test_event_timeout_and_cancel),
       cmocka_unit_test(test_condition_notify_trace),

@@ -39,9 +39,10 @@
  * In the _timeout forms the hand-off and the deadline are decided at one
  * point: a waiter handed a slot or item before its deadline completes, even
  * if it resumes after the deadline. Timeouts are in seconds: 0 or less does
- * not suspend when the call can complete at once, otherwise waits until the
- * next loop iteration at most; +INFINITY waits for ever; NaN is -EINVAL.
- * Arming a deadline may grow the loop's timer heap (-ENOMEM).
+ * not suspend when the call can complete at once, otherwise it suspends and
+ * times out on the next loop iteration unless served first; +INFINITY waits
+ * for ever; NaN is -EINVAL. Arming a deadline may grow the loop's timer heap
+ * (-ENOMEM).
  *
  * Shutdown (asyncio 3.13): after cio_queue_shutdown(q, false) puts fail with
  * CIO_EQUEUESHUTDOWN at once (waiting putters too), gets return what is left

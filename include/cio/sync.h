@@ -34,9 +34,11 @@
  * deadline the call succeeds even if its task has not resumed yet at the
  * deadline; otherwise it returns -ETIMEDOUT having taken nothing. A timeout
  * of 0 or less does not suspend when the call can complete at once;
- * otherwise it waits until the next loop iteration at most. +INFINITY waits
- * for ever; NaN is -EINVAL. Arming the deadline timer may need to grow the
- * loop's timer heap, hence -ENOMEM in the _timeout forms only.
+ * otherwise it suspends and times out on the next loop iteration unless it
+ * is served first (as a call inside asyncio.timeout(0) would). +INFINITY
+ * waits for ever; NaN is -EINVAL (checked even when the call would not
+ * wait). Arming the deadline timer may need to grow the loop's timer heap,
+ * hence -ENOMEM in the _timeout forms only.
  *
  * Error codes common to all the calls below (each function lists its own):
  *   -EINVAL         a NULL or uninitialized (or destroyed) primitive
@@ -197,9 +199,9 @@ CIO_NODISCARD int cio_condition_wait_for_timeout(cio_condition *cond, cio_predic
                                                  void *arg, double timeout);
 
 /* Wake up to n tasks waiting on the condition (not yet woken), in arrival
- * order. They resume only once they re-acquire the lock, so the caller
- * should release it. Never suspends. Returns how many were woken (0..n),
- * -EPERM if the lock is not held, -EINVAL (NULL; n < 0). */
+ * order (n <= 0 wakes none). They resume only once they re-acquire the lock,
+ * so the caller should release it. Never suspends. Returns how many were
+ * woken, -EPERM if the lock is not held, -EINVAL. */
 int cio_condition_notify(cio_condition *cond, int n);
 
 /* Wake every waiting task. Returns as cio_condition_notify. */
