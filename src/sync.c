@@ -26,6 +26,7 @@ static void link_tail(struct cio__waitq *q, struct cio__waiter *w) {
 }
 
 static void unlink_waiter(struct cio__waitq *q, struct cio__waiter *w) {
+  if (q->scan == w) q->scan = w->next ? w->next : w->prev;
   if (w->prev)
     w->prev->next = w->next;
   else
@@ -44,9 +45,15 @@ void cio__waiter_wake(struct cio__waiter *w, int token) {
   cio__future_complete(&w->fut, CIO__RESULT, 0, NULL, NULL, false);
 }
 
-struct cio__waiter *cio__waitq_first_pending(const struct cio__waitq *q) {
-  for (struct cio__waiter *w = q->head; w; w = w->next)
-    if (cio__waiter_pending(w)) return w;
+/* A linked waiter never becomes pending again and new ones go to the tail,
+ * so the scan hint only moves forward (or to a neighbour on unlink). */
+struct cio__waiter *cio__waitq_first_pending(struct cio__waitq *q) {
+  for (struct cio__waiter *w = q->scan ? q->scan : q->head; w; w = w->next)
+    if (cio__waiter_pending(w)) {
+      q->scan = w;
+      return w;
+    }
+  q->scan = q->tail;
   return NULL;
 }
 
@@ -58,11 +65,7 @@ struct cio__waiter *cio__waitq_wake_first(struct cio__waitq *q, int token) {
 
 size_t cio__waitq_wake_all(struct cio__waitq *q, int token) {
   size_t n = 0;
-  for (struct cio__waiter *w = q->head; w; w = w->next)
-    if (cio__waiter_pending(w)) {
-      cio__waiter_wake(w, token);
-      n++;
-    }
+  while (cio__waitq_wake_first(q, token)) n++;
   return n;
 }
 
@@ -450,11 +453,7 @@ bool cio_condition_locked(const cio_condition *p) {
 /* Condition._notify: wake up to n waiters not yet woken. */
 static int cond_notify(struct cond *c, int n) {
   int woken = 0;
-  for (struct cio__waiter *w = c->waiters.head; w && woken < n; w = w->next)
-    if (cio__waiter_pending(w)) {
-      cio__waiter_wake(w, 0);
-      woken++;
-    }
+  while (woken < n && cio__waitq_wake_first(&c->waiters, 0)) woken++;
   return woken;
 }
 

@@ -37,11 +37,14 @@ struct cio__waiter {
 
 struct cio__waitq {
   struct cio__waiter *head, *tail;
+  /* Every waiter before `scan` is no longer pending (NULL: no such hint), so
+   * a burst of wake-ups does not rescan the woken ones still linked. */
+  struct cio__waiter *scan;
   size_t n; /* linked waiters, in any state */
 };
 
 static inline void cio__waitq_init(struct cio__waitq *q) {
-  q->head = q->tail = NULL;
+  q->head = q->tail = q->scan = NULL;
   q->n = 0;
 }
 
@@ -61,7 +64,7 @@ static inline bool cio__waiter_abandoned(const struct cio__waiter *w) {
 void cio__waiter_wake(struct cio__waiter *w, int token);
 
 /* The first linked waiter still pending, or NULL. */
-struct cio__waiter *cio__waitq_first_pending(const struct cio__waitq *q);
+struct cio__waiter *cio__waitq_first_pending(struct cio__waitq *q);
 
 /* Wake the first pending waiter with token; returns it, or NULL if none. */
 struct cio__waiter *cio__waitq_wake_first(struct cio__waitq *q, int token);
