@@ -802,6 +802,65 @@ static void test_queue_get_timeout_race(void **state) {
   assert_trace("put g ETIMEDOUT - g2 x");
 }
 
+/* The same race on the putter side: the slot freed by a get goes to the
+ * timed putter unless its deadline fired first; then to p2 behind it. */
+static int race_timed_putter(void *arg, void **res) {
+  (void)arg;
+  (void)res;
+  int rc = cio_queue_put_timeout(&Q, S("t"), 0);
+  trace("p %s", cio_err_name(rc));
+  return 0;
+}
+
+static int race_p2(void *arg, void **res) {
+  (void)arg;
+  (void)res;
+  int rc = cio_queue_put(&Q, S("p2"));
+  if (rc < 0) return rc;
+  trace("p2 done");
+  return 0;
+}
+
+static int race_taker(void *arg, void **res) {
+  (void)arg;
+  (void)res;
+  for (int i = 0; i < race_yields; i++) assert_code(cio_yield(), 0);
+  void *item;
+  int rc = cio_queue_get_nowait(&Q, &item);
+  if (rc < 0) return rc;
+  trace("get %s", str(item));
+  return 0;
+}
+
+static int put_race_main(void *arg, void **res) {
+  (void)arg;
+  (void)res;
+  assert_code(cio_queue_init(&Q, 1), 0);
+  assert_code(cio_queue_put_nowait(&Q, S("a")), 0);
+  cio_task *ts[] = {SPAWN(race_timed_putter, 0), SPAWN(race_p2, 0), SPAWN(race_taker, 0)};
+  join_all(ts + 2, 1);
+  assert_code(cio_sleep(0.1), 0);
+  void *item;
+  assert_code(cio_queue_get_nowait(&Q, &item), 0);
+  trace("then %s", str(item));
+  join_all(ts, 2);
+  if (cio_queue_get_nowait(&Q, &item) == 0) trace("then %s", str(item));
+  return cio_queue_destroy(&Q);
+}
+
+static void test_queue_put_timeout_race(void **state) {
+  (void)state;
+  race_yields = 0;
+  run_ok(put_race_main, NULL);
+  assert_trace("get a p OK then t p2 done then p2");
+  race_yields = 1;
+  run_ok(put_race_main, NULL);
+  assert_trace("get a p OK then t p2 done then p2");
+  race_yields = 2;
+  run_ok(put_race_main, NULL);
+  assert_trace("get a p ETIMEDOUT p2 done then p2");
+}
+
 /* ==== volume ======================================================================= */
 
 #define NITEMS 10000
@@ -995,6 +1054,7 @@ int main(void) {
       cmocka_unit_test(test_queue_no_barging),
       cmocka_unit_test(test_queue_timeouts),
       cmocka_unit_test(test_queue_get_timeout_race),
+      cmocka_unit_test(test_queue_put_timeout_race),
       cmocka_unit_test(test_queue_join_10000_items_100_workers),
       cmocka_unit_test(test_queue_chaos_nothing_lost),
   };

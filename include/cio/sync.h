@@ -14,7 +14,11 @@
  * record lives in its own stack frame. A primitive is not bound to a loop for
  * life (asyncio binds it at first use): it belongs to the loop of the tasks
  * waiting on it while any are, and a task of another loop gets
- * CIO_EWRONGLOOP. Do not copy an initialized primitive.
+ * CIO_EWRONGLOOP. Do not copy an initialized primitive. A loop closed while
+ * its tasks still wait on a primitive (cio_loop_close reports them as
+ * destroyed while pending; cio_run never does this, it cancels and waits for
+ * every task) leaves their wait records linked: the primitive can then not be
+ * used any more, and _destroy returns -EBUSY.
  *
  * Suspending calls (acquire, wait) must be made from inside a task
  * (CIO_ENOTASK otherwise). They suspend only when they cannot complete at
