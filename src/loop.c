@@ -518,6 +518,12 @@ int cio__loop_run_until(cio_loop *loop, bool (*until)(void *), void *arg) {
   return rc;
 }
 
+void cio__thread_reset(void) {
+  cio__running_loop = NULL;
+  cio__errslot_use(NULL);
+  cio__stack_set_running(NULL, NULL, 0);
+}
+
 int cio_loop_run_forever(cio_loop *loop) { return cio__loop_run_until(loop, NULL, NULL); }
 
 __attribute__((constructor)) static void register_discards(void) {

@@ -163,6 +163,10 @@ int cio__loop_check(const cio_loop *loop, const char *who);
  * true after an iteration. Returns 0, CIO_EDEADLOCK, CIO_ECLOSED, CIO_ERUNNING. */
 int cio__loop_run_until(cio_loop *loop, bool (*until)(void *), void *arg);
 
+/* Forget this thread's running loop and task (for test harnesses after an
+ * assertion jumped out of a task: that loop is lost, later tests can run). */
+void cio__thread_reset(void);
+
 /* Tell the loop how to drop a queued node of this kind when it closes. */
 void cio__cb_discard_register(void (*run)(struct cio__cb *), void (*discard)(struct cio__cb *));
 
