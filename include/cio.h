@@ -3,7 +3,8 @@
  * The umbrella header. Every asyncio name that makes sense in C has a cio_
  * twin with the same meaning; where C forces a difference the area header says
  * so. Start with cio_run() (asyncio.run) in loop.h and cio_create_task() /
- * cio_sleep() in task.h.
+ * cio_sleep() in task.h; structured concurrency (TaskGroup, gather,
+ * wait, wait_for, timeouts, shield, as_completed) is in group.h.
  */
 #ifndef CIO_H
 #define CIO_H
@@ -16,5 +17,6 @@
 #include "cio/loop.h"
 #include "cio/future.h"
 #include "cio/task.h"
+#include "cio/group.h"
 
 #endif
