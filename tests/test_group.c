@@ -1190,25 +1190,23 @@ static int swallow(void *arg, void **result) {
 }
 
 static int wf_swallow_main(void *arg, void **result) {
-  (void)arg;
   (void)result;
-  cio_task *t = cio_create_task(swallow, (void *)1, NULL);
+  cio_task *t = cio_create_task(swallow, arg, NULL);
   void *r = NULL;
   int rc = cio_wait_for(t, 3, &r);
   if (rc == 0) trace("result=%ld@%g", (long)(intptr_t)r, now());
-  cio_task_unref(t);
-  /* Without uncancel the task ends cancelled (DESIGN.md): a timeout. */
-  t = cio_create_task(swallow, NULL, NULL);
-  rc = cio_wait_for(t, 3, &r);
-  trace("no-uncancel=%s@%g", N(rc), now());
+  if (rc < 0) trace("rc=%s@%g", N(rc), now());
   cio_task_unref(t);
   return 0;
 }
 
 static void test_wf_inner_swallows_cancel(void **state) {
   (void)state;
-  assert_code(run(wf_swallow_main), 0);
-  assert_trace("swallow@3 result=42@3.5 swallow@6.5 no-uncancel=ETIMEDOUT@7");
+  assert_code(run_virtual(wf_swallow_main, (void *)1), 0);
+  assert_trace("swallow@3 result=42@3.5");
+  /* Without uncancel the task ends cancelled (DESIGN.md): a timeout. */
+  assert_code(run_virtual(wf_swallow_main, NULL), 0);
+  assert_trace("swallow@3 rc=ETIMEDOUT@3.5");
 }
 
 /* wf_hops: k0 k1 k2 r=7 k3 k4 k5 t0 k6 k7 (and timeout 0 on a task that
@@ -1304,6 +1302,69 @@ static void test_wf_misc(void **state) {
   void *r;
   assert_code(cio_wait_for((cio_future *)NULL, 1, &r), CIO_ENOTASK);
   assert_code(cio_wait_for_call(slow_call, NULL, 1, &r), CIO_ENOTASK);
+}
+
+/* wf_race: inner!@3 timeout@3
+ * The inner task's sleep and the deadline expire at the same instant, the
+ * inner's timer first: the deadline still cancels the task before it
+ * resumes, so wait_for times out. */
+static int race_inner(void *arg, void **result) {
+  (void)arg;
+  int rc = cio_sleep(3);
+  if (rc == -ECANCELED) trace("inner!@%g", now());
+  if (rc < 0) return rc;
+  *result = (void *)1;
+  return 0;
+}
+
+static int wf_race_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  cio_task *t = cio_create_task(race_inner, NULL, NULL);
+  int rc = cio_sleep(0);
+  void *r = NULL;
+  rc = cio_wait_for(t, 3, &r);
+  if (rc == 0) trace("r=%ld", (long)(intptr_t)r);
+  if (rc == -ETIMEDOUT) trace("timeout@%g", now());
+  cio_task_unref(t);
+  return 0;
+}
+
+static void test_wf_race(void **state) {
+  (void)state;
+  assert_code(run(wf_race_main), 0);
+  assert_trace("inner!@3 timeout@3");
+}
+
+/* An eager child failing inside create_task cancels the parent at its next
+ * suspension, through the group's callback (as CPython since gh-128550). */
+static int eager_fail(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  return cio_raise(-EIO, "eager");
+}
+
+static int tg_eager_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  cio_taskgroup *tg = cio_taskgroup_new();
+  cio_task_options eager = {.eager_start = true};
+  int rc;
+  CIO_WITH_TASKGROUP(tg, rc) {
+    cio_task *t = cio_taskgroup_create_task(tg, eager_fail, NULL, &eager);
+    trace("created done=%d cancelling=%d", cio_task_done(t), cio_task_cancelling(self()));
+    rc = cio_sleep(1);
+    trace("body=%s@%g", N(rc), now());
+  }
+  trace("rc=%s %s", N(rc), eg_msgs(tg));
+  cio_taskgroup_free(tg);
+  return 0;
+}
+
+static void test_tg_eager_child_fails(void **state) {
+  (void)state;
+  assert_code(run(tg_eager_main), 0);
+  assert_trace("created done=1 cancelling=0 body=ECANCELED@0 rc=CIO_EGROUP eager");
 }
 
 /* ==== gather ================================================================================ */
@@ -1849,6 +1910,215 @@ static void test_ac_misc(void **state) {
   assert_code(cio_errcode(), CIO_ENOTRUNNING);
 }
 
+/* ==== hops of the cancellation paths ============================================================= */
+/* A ticker that starts at t=1, the instant something fires, shows how many
+ * loop iterations each step of the cancellation takes (tests/py
+ * group_traces.py, hop_*). */
+
+static int late_ticker(void *arg, void **result) {
+  int rc = cio_sleep(1);
+  if (rc < 0) return rc;
+  return ticker(arg, result);
+}
+
+/* hop_tg_outer_cancel: body! k0 a!@1 k1 k2 cancelled k3 k4 k5 k6 k7 */
+static int hop_tg_outer_cancel_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  static struct spec a = {"a", 5, 0};
+  cio_task *me = self();
+  cio_task *tk = cio_create_task(late_ticker, (void *)8, NULL);
+  check(cio_call_later(cio_get_running_loop(), 1, cancel_cb, me, NULL) == 0);
+  cio_taskgroup *tg = cio_taskgroup_new();
+  int rc;
+  CIO_WITH_TASKGROUP(tg, rc) {
+    cio_taskgroup_create_task(tg, sleeper, &a, NULL);
+    rc = cio_sleep(10);
+    if (rc == -ECANCELED) trace("body!");
+  }
+  if (rc == -ECANCELED) trace("cancelled");
+  cio_taskgroup_free(tg);
+  cio_task_uncancel(me);
+  rc = cio_await(tk, NULL);
+  cio_task_unref(tk);
+  return rc;
+}
+
+static void test_hop_tg_outer_cancel(void **state) {
+  (void)state;
+  assert_code(run(hop_tg_outer_cancel_main), 0);
+  assert_trace("body! k0 a!@1 k1 k2 cancelled k3 k4 k5 k6 k7");
+}
+
+/* hop_tg_child_fails: k0 ax@1 k1 k2 b!@1 body! k3 k4 eg k5 k6 k7 */
+static int hop_tg_child_fails_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  static struct spec a = {"a", 1, 0}, b = {"b", 5, 0};
+  cio_task *tk = cio_create_task(late_ticker, (void *)8, NULL);
+  cio_taskgroup *tg = cio_taskgroup_new();
+  int rc;
+  CIO_WITH_TASKGROUP(tg, rc) {
+    cio_taskgroup_create_task(tg, fail_after, &a, NULL);
+    cio_taskgroup_create_task(tg, sleeper, &b, NULL);
+    rc = cio_sleep(10);
+    if (rc == -ECANCELED) trace("body!");
+  }
+  if (rc == CIO_EGROUP) trace("eg");
+  cio_taskgroup_free(tg);
+  rc = cio_await(tk, NULL);
+  cio_task_unref(tk);
+  return rc;
+}
+
+static void test_hop_tg_child_fails(void **state) {
+  (void)state;
+  assert_code(run(hop_tg_child_fails_main), 0);
+  assert_trace("k0 ax@1 k1 k2 b!@1 body! k3 k4 eg k5 k6 k7");
+}
+
+/* hop_to_expire: timeout k0 k1 k2 k3 k4 k5 */
+static int hop_to_expire_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  cio_task *tk = cio_create_task(late_ticker, (void *)6, NULL);
+  cio_timeout to;
+  int rc;
+  CIO_WITH_TIMEOUT(&to, 1, rc) { rc = cio_sleep(10); }
+  if (rc == -ETIMEDOUT) trace("timeout");
+  rc = cio_await(tk, NULL);
+  cio_task_unref(tk);
+  return rc;
+}
+
+static void test_hop_to_expire(void **state) {
+  (void)state;
+  assert_code(run(hop_to_expire_main), 0);
+  assert_trace("timeout k0 k1 k2 k3 k4 k5");
+}
+
+/* hop_wf_expire: s!@1 k0 timeout k1 k2 k3 k4 k5 k6 k7 */
+static int hop_wf_expire_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  static struct spec s = {"s", 10, 0};
+  cio_task *tk = cio_create_task(late_ticker, (void *)8, NULL);
+  cio_task *t = cio_create_task(sleeper, &s, NULL);
+  int rc = cio_wait_for(t, 1, NULL);
+  if (rc == -ETIMEDOUT) trace("timeout");
+  cio_task_unref(t);
+  rc = cio_await(tk, NULL);
+  cio_task_unref(tk);
+  return rc;
+}
+
+static void test_hop_wf_expire(void **state) {
+  (void)state;
+  assert_code(run(hop_wf_expire_main), 0);
+  assert_trace("s!@1 k0 timeout k1 k2 k3 k4 k5 k6 k7");
+}
+
+/* hop_ga_cancel: a!@1 b!@1 k0 k1 cancelled k2 k3 k4 k5 k6 k7 */
+static int hop_ga_cancel_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  static struct spec a = {"a", 5, 0}, b = {"b", 5, 0};
+  cio_task *me = self();
+  cio_task *tk = cio_create_task(late_ticker, (void *)8, NULL);
+  cio_task *ts[] = {cio_create_task(sleeper, &a, NULL), cio_create_task(sleeper, &b, NULL)};
+  cio_future *fs[] = {cio_task_future(ts[0]), cio_task_future(ts[1])};
+  check(cio_call_later(cio_get_running_loop(), 1, cancel_cb, me, NULL) == 0);
+  int codes[2];
+  int rc = cio_gather(fs, 2, NULL, codes);
+  if (rc == -ECANCELED) trace("cancelled");
+  cio_task_uncancel(me);
+  cio_task_unref(ts[0]);
+  cio_task_unref(ts[1]);
+  rc = cio_await(tk, NULL);
+  cio_task_unref(tk);
+  return rc;
+}
+
+static void test_hop_ga_cancel(void **state) {
+  (void)state;
+  assert_code(run(hop_ga_cancel_main), 0);
+  assert_trace("a!@1 b!@1 k0 k1 cancelled k2 k3 k4 k5 k6 k7");
+}
+
+/* hop_wa_timeout: w0/1 k0 s!@1 k1 k2 k3 k4 k5 */
+static int hop_wa_timeout_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  static struct spec s = {"s", 10, 0};
+  cio_task *tk = cio_create_task(late_ticker, (void *)6, NULL);
+  cio_task *t = cio_create_task(sleeper, &s, NULL);
+  cio_future *f = cio_task_future(t);
+  size_t nd, np;
+  int rc = cio_wait(&f, 1, 1, CIO_ALL_COMPLETED, NULL, &nd, NULL, &np);
+  trace("w%zu/%zu", nd, np);
+  cio_task_cancel(t, NULL);
+  cio_task_unref(t);
+  if (rc == 0) rc = cio_await(tk, NULL);
+  cio_task_unref(tk);
+  return rc;
+}
+
+static void test_hop_wa_timeout(void **state) {
+  (void)state;
+  assert_code(run(hop_wa_timeout_main), 0);
+  assert_trace("w0/1 k0 s!@1 k1 k2 k3 k4 k5");
+}
+
+/* hop_sh_cancel: outer! k0 k1 k2 k3 k4 k5 i-@2 */
+static int hop_sh_cancel_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  static struct spec i = {"i", 2, 0};
+  cio_task *me = self();
+  cio_task *tk = cio_create_task(late_ticker, (void *)6, NULL);
+  cio_task *inner = cio_create_task(sleeper, &i, NULL);
+  check(cio_call_later(cio_get_running_loop(), 1, cancel_cb, me, NULL) == 0);
+  int rc = cio_shield(inner, NULL);
+  if (rc == -ECANCELED) trace("outer!");
+  cio_task_uncancel(me);
+  rc = cio_await(inner, NULL);
+  cio_task_unref(inner);
+  if (rc == 0) rc = cio_await(tk, NULL);
+  cio_task_unref(tk);
+  return rc;
+}
+
+static void test_hop_sh_cancel(void **state) {
+  (void)state;
+  assert_code(run(hop_sh_cancel_main), 0);
+  assert_trace("outer! k0 k1 k2 k3 k4 k5 i-@2");
+}
+
+/* hop_ac_timeout: timeout k0 s!@1 k1 k2 k3 k4 k5 */
+static int hop_ac_timeout_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  static struct spec s = {"s", 10, 0};
+  cio_task *tk = cio_create_task(late_ticker, (void *)6, NULL);
+  cio_task *t = cio_create_task(sleeper, &s, NULL);
+  cio_future *f = cio_task_future(t);
+  cio_as_completed *it = cio_as_completed_new(&f, 1, 1);
+  int rc = cio_as_completed_next(it, &f);
+  if (rc == -ETIMEDOUT) trace("timeout");
+  cio_task_cancel(t, NULL);
+  cio_as_completed_free(it);
+  cio_task_unref(t);
+  rc = cio_await(tk, NULL);
+  cio_task_unref(tk);
+  return rc;
+}
+
+static void test_hop_ac_timeout(void **state) {
+  (void)state;
+  assert_code(run(hop_ac_timeout_main), 0);
+  assert_trace("timeout k0 s!@1 k1 k2 k3 k4 k5");
+}
+
 /* ==== the run leaves nothing behind ================================================================ */
 
 /* Every test above ran under cio_run: the loop closed with no task left
@@ -1920,6 +2190,8 @@ int main(void) {
       cmocka_unit_test_setup(test_wf_inner_swallows_cancel, setup),
       cmocka_unit_test_setup(test_wf_hops, setup),
       cmocka_unit_test_setup(test_wf_misc, setup),
+      cmocka_unit_test_setup(test_wf_race, setup),
+      cmocka_unit_test_setup(test_tg_eager_child_fails, setup),
       cmocka_unit_test_setup(test_ga_first_error, setup),
       cmocka_unit_test_setup(test_ga_cancel_one_done, setup),
       cmocka_unit_test_setup(test_ga_hops, setup),
@@ -1937,6 +2209,14 @@ int main(void) {
       cmocka_unit_test_setup(test_ac_timeout, setup),
       cmocka_unit_test_setup(test_ac_hops, setup),
       cmocka_unit_test_setup(test_ac_misc, setup),
+      cmocka_unit_test_setup(test_hop_tg_outer_cancel, setup),
+      cmocka_unit_test_setup(test_hop_tg_child_fails, setup),
+      cmocka_unit_test_setup(test_hop_to_expire, setup),
+      cmocka_unit_test_setup(test_hop_wf_expire, setup),
+      cmocka_unit_test_setup(test_hop_ga_cancel, setup),
+      cmocka_unit_test_setup(test_hop_wa_timeout, setup),
+      cmocka_unit_test_setup(test_hop_sh_cancel, setup),
+      cmocka_unit_test_setup(test_hop_ac_timeout, setup),
       cmocka_unit_test_setup(test_everything_cleans_up, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -341,6 +341,26 @@ async def wf_hops():
     await tk
 
 
+async def wf_race():
+    # The inner task's sleep and the deadline expire at the same instant,
+    # the inner's timer first: the deadline still cancels the task before it
+    # resumes, so wait_for times out and the sleep's result is dropped.
+    async def inner():
+        try:
+            await asyncio.sleep(3)
+        except asyncio.CancelledError:
+            trace(f"inner!@{now()}")
+            raise
+        return 1
+    t = asyncio.create_task(inner())
+    await asyncio.sleep(0)
+    try:
+        r = await asyncio.wait_for(t, 3)
+        trace(f"r={r}")
+    except TimeoutError:
+        trace(f"timeout@{now()}")
+
+
 # ---- gather -----------------------------------------------------------------------
 
 async def ga_first_error():
@@ -459,21 +479,137 @@ async def ac_hops():
     await tk
 
 
+
+# ---- hops of the cancellation paths -----------------------------------------------
+# A ticker that starts at t=1 (the instant something fires) shows how many
+# loop iterations each step of the cancellation takes.
+
+async def late_ticker(n, delay=1):
+    await asyncio.sleep(delay)
+    for i in range(n):
+        trace(f"k{i}")
+        await asyncio.sleep(0)
+
+
+async def hop_tg_outer_cancel():
+    me = asyncio.current_task()
+    tk = asyncio.create_task(late_ticker(8))
+    asyncio.get_running_loop().call_later(1, me.cancel)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            # One child: with several, asyncio cancels them in set order.
+            tg.create_task(sleeper("a", 5, cleanup=0))
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                trace("body!")
+                raise
+    except asyncio.CancelledError:
+        trace("cancelled")
+    me.uncancel()
+    await tk
+
+
+async def hop_tg_child_fails():
+    tk = asyncio.create_task(late_ticker(8))
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(fail_after("a", 1))
+            tg.create_task(sleeper("b", 5))
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                trace("body!")
+                raise
+    except* ValueError:
+        trace("eg")
+    await tk
+
+
+async def hop_to_expire():
+    tk = asyncio.create_task(late_ticker(6))
+    try:
+        async with asyncio.timeout(1):
+            await asyncio.sleep(10)
+    except TimeoutError:
+        trace("timeout")
+    await tk
+
+
+async def hop_wf_expire():
+    tk = asyncio.create_task(late_ticker(8))
+    t = asyncio.create_task(sleeper("s", 10))
+    try:
+        await asyncio.wait_for(t, 1)
+    except TimeoutError:
+        trace("timeout")
+    await tk
+
+
+async def hop_ga_cancel():
+    me = asyncio.current_task()
+    tk = asyncio.create_task(late_ticker(8))
+    ts = [asyncio.create_task(sleeper("a", 5)), asyncio.create_task(sleeper("b", 5))]
+    asyncio.get_running_loop().call_later(1, me.cancel)
+    try:
+        await asyncio.gather(*ts, return_exceptions=True)
+    except asyncio.CancelledError:
+        trace("cancelled")
+    me.uncancel()
+    await tk
+
+
+async def hop_wa_timeout():
+    tk = asyncio.create_task(late_ticker(6))
+    t = asyncio.create_task(sleeper("s", 10))
+    done, pending = await asyncio.wait([t], timeout=1)
+    trace(f"w{len(done)}/{len(pending)}")
+    t.cancel()
+    await tk
+
+
+async def hop_sh_cancel():
+    me = asyncio.current_task()
+    tk = asyncio.create_task(late_ticker(6))
+    inner = asyncio.create_task(sleeper("i", 2))
+    asyncio.get_running_loop().call_later(1, me.cancel)
+    try:
+        await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        trace("outer!")
+    me.uncancel()
+    await inner
+    await tk
+
+
+async def hop_ac_timeout():
+    tk = asyncio.create_task(late_ticker(6))
+    t = asyncio.create_task(sleeper("s", 10))
+    it = asyncio.as_completed([t], timeout=1)
+    try:
+        await it.__anext__()
+    except TimeoutError:
+        trace("timeout")
+    t.cancel()
+    await tk
+
 SCENARIOS = {name: fn for name, fn in globals().items()
-             if callable(fn) and name.split('_')[0] in ('tg', 'to', 'wf', 'ga', 'wa', 'sh', 'ac')
+             if callable(fn) and name.split('_')[0] in ('tg', 'to', 'wf', 'ga', 'wa', 'sh', 'ac', 'hop')
              and asyncio.iscoroutinefunction(fn) and fn.__code__.co_argcount == 0}
 SCENARIOS['ga_cancel_one_done'] = lambda: ga_cancel_one_done(False)
 SCENARIOS['ga_cancel_one_done_rex'] = lambda: ga_cancel_one_done(True)
 
 
-def main(names):
-    for name in names or SCENARIOS:
-        out.clear()
-        try:
-            asyncio.run(SCENARIOS[name](), loop_factory=VirtualLoop)
-        except BaseException as e:  # noqa: BLE001
-            trace(f"<{type(e).__name__}>")
-        print(f"{name}: {' '.join(out)}")
+def run(name):
+    """The trace of one scenario."""
+    out.clear()
+    try:
+        asyncio.run(SCENARIOS[name](), loop_factory=VirtualLoop)
+    except BaseException as e:  # noqa: BLE001
+        trace(f"<{type(e).__name__}>")
+    return ' '.join(out)
 
 
-main(sys.argv[1:])
+if __name__ == '__main__':
+    for name in sys.argv[1:] or SCENARIOS:
+        print(f"{name}: {run(name)}")
