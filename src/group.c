@@ -356,7 +356,7 @@ int cio_taskgroup_join(cio_taskgroup *tg, int body_rc) {
   }
   if (body_err) add_error(tg, body_err, body_msg, NULL);
   free(body_msg);
-  if (tg->nerrors == 0) return 0;
+  if (tg->nerrors == 0) return body_rc > 0 ? body_rc : 0;
   /* An outer cancellation pending on the parent stays armed (3.13): the
    * un-cancel/re-cancel keeps the count and makes the next await see it. */
   if (t->cancel_requests > 0) {
@@ -652,7 +652,8 @@ int cio_wait(cio_future *const *fs, size_t n, double timeout, cio_return_when re
   struct cio_task *t = NULL;
   int rc = current_task("cio_wait", &t);
   if (rc < 0) return rc;
-  if (n == 0 || !fs) return cio__fail(-EINVAL, "cio_wait: the set of futures is empty");
+  if (n == 0) return cio__fail(-EINVAL, "cio_wait: the set of futures is empty");
+  if (!fs) return cio__fail(-EINVAL, "cio_wait: the array of futures is NULL");
   if (return_when != CIO_ALL_COMPLETED && return_when != CIO_FIRST_COMPLETED &&
       return_when != CIO_FIRST_EXCEPTION)
     return cio__fail(-EINVAL, "cio_wait: invalid return_when value %d", (int)return_when);
@@ -863,7 +864,7 @@ cio_as_completed *cio_as_completed_new(cio_future *const *fs, size_t n, double t
     return NULL;
   }
   for (size_t i = 0; i < n; i++)
-    if (check_entry(fs[i], loop, NULL, "cio_as_completed_new", i) < 0) return NULL;
+    if (check_entry(fs[i], loop, cio__current(), "cio_as_completed_new", i) < 0) return NULL;
   struct cio_as_completed *it = calloc(1, sizeof *it);
   size_t *idx = n ? malloc(n * sizeof *idx) : NULL;
   long nr = 0;

@@ -61,7 +61,7 @@ static bool cancel_in_flight(const struct cio_task *t) {
 static void fire(struct cio__cb *cb) {
   struct timeout_impl *to = CIO__CONTAINER_OF(cb, struct timeout_impl, timer.cb);
   to->timer.slot = CIO__TIMER_IDLE;
-  if (to->state != TO_ENTERED) return;
+  if (to->magic != TO_MAGIC || to->state != TO_ENTERED) return;
   if (to->pending_at_entry) {
     if (cancel_in_flight(to->task)) {
       /* Let the earlier request be delivered alone; try again next

@@ -540,6 +540,10 @@ static int tg_states_main(void *arg, void **result) {
   check(cio_errcode() == CIO_EINVALSTATE && strstr(cio_errmsg(), "is finished"));
   check(cio_taskgroup_join(tg, 0) == CIO_EINVALSTATE);
   check(cio_taskgroup_cancel(tg) == 0); /* after exit: does nothing */
+  cio_taskgroup *tg2 = cio_taskgroup_new();
+  CIO_WITH_TASKGROUP(tg2, rc) { rc = 5; } /* a positive body status passes */
+  check(rc == 5);
+  cio_taskgroup_free(tg2);
   check(cio_task_cancelling(self()) == 0);
   cio_taskgroup_free(tg);
   check(cio_taskgroup_free(NULL) == 0);
@@ -2119,6 +2123,34 @@ static void test_hop_ac_timeout(void **state) {
   assert_trace("timeout k0 s!@1 k1 k2 k3 k4 k5");
 }
 
+/* Futures of another loop are refused by every combinator. */
+static int wrong_loop_main(void *arg, void **result) {
+  (void)result;
+  cio_future *f = arg; /* belongs to a loop that is not running */
+  cio_future *fs[] = {f};
+  void *r;
+  trace("gather=%s", N(cio_gather(fs, 1, &r, NULL)));
+  trace("wait=%s", N(cio_wait(fs, 1, 1, CIO_ALL_COMPLETED, NULL, NULL, NULL, NULL)));
+  trace("wait_for=%s", N(cio_wait_for(f, 1, &r)));
+  trace("shield=%s", N(cio_shield(f, &r)));
+  check(cio_as_completed_new(fs, 1, 1) == NULL);
+  trace("as_completed=%s", N(cio_errcode()));
+  return 0;
+}
+
+static void test_wrong_loop(void **state) {
+  (void)state;
+  cio_loop *other;
+  assert_code(cio_loop_new(&other, NULL), 0);
+  cio_future *f = cio_future_new(other);
+  assert_non_null(f);
+  assert_code(run_virtual(wrong_loop_main, f), 0);
+  assert_trace("gather=CIO_EWRONGLOOP wait=CIO_EWRONGLOOP wait_for=CIO_EWRONGLOOP "
+               "shield=CIO_EWRONGLOOP as_completed=CIO_EWRONGLOOP");
+  assert_code(cio_future_unref(f), 0);
+  assert_code(cio_loop_free(other), 0);
+}
+
 /* ==== the run leaves nothing behind ================================================================ */
 
 /* Every test above ran under cio_run: the loop closed with no task left
@@ -2217,6 +2249,7 @@ int main(void) {
       cmocka_unit_test_setup(test_hop_wa_timeout, setup),
       cmocka_unit_test_setup(test_hop_sh_cancel, setup),
       cmocka_unit_test_setup(test_hop_ac_timeout, setup),
+      cmocka_unit_test_setup(test_wrong_loop, setup),
       cmocka_unit_test_setup(test_everything_cleans_up, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

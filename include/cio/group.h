@@ -24,8 +24,11 @@
  *                                                }   // rc: work's outcome, or -ETIMEDOUT
  *
  * A CIO_WITH_* scope is a block run once; its exit call is made when the block
- * ends normally or is left with `break` or `continue`. `return` and `goto`
- * out of the block skip the exit call: do not leave a scope that way. The
+ * ends normally or is left with `break` or `continue` (both only leave the
+ * scope; unlike Python's `continue` inside a `with`, they do not act on an
+ * enclosing loop). `return` and `goto` out of the block skip the exit call:
+ * never leave a scope that way (a timeout scope would stay armed on a dead
+ * frame; a group would be left unjoined). The
  * variable `rc` is the body's status going in (set it to the negative code
  * the body failed with, then break) and the scope's outcome coming out. The
  * plain calls underneath (cio_taskgroup_enter/join, cio_timeout_enter/exit)
@@ -121,7 +124,7 @@ cio_task *cio_taskgroup_create_task(cio_taskgroup *tg, cio_task_fn fn, void *arg
  *    children; join still waits for all of them.
  * Returns:
  *   0               all children done; no error (cancelled children are not
- *                   errors)
+ *                   errors). A positive body_rc is passed through.
  *   CIO_EGROUP      one or more errors: children's in completion order, then
  *                   the body's; walk them with cio_taskgroup_errors(). The
  *                   message lists them all. If the parent also has a
@@ -160,8 +163,8 @@ size_t cio_taskgroup_pending(const cio_taskgroup *tg);
 /* Free the group and release its children. Normally called after join. If
  * children are still pending (join was never called), they are cancelled,
  * left to the loop to finish, and the loop's exception handler is told.
- * Must not be called while a task waits in join. NULL is a no-op. Returns 0
- * or -EINVAL (not a group). Does not suspend. */
+ * NULL is a no-op. Does not suspend. Returns 0, -EINVAL (not a live group),
+ * CIO_EINVALSTATE (a task is waiting in join: nothing is freed). */
 int cio_taskgroup_free(cio_taskgroup *tg);
 
 /* `async with tg:` — enter, run the block, join. rc: see the top of this
@@ -214,8 +217,9 @@ CIO_NODISCARD int cio_timeout_exit(cio_timeout *to, int body_rc);
 
 /* Timeout.reschedule(when): move the deadline of an active, not yet expired
  * scope (absolute loop time; CIO_NO_TIMEOUT disarms; <= now fires on the next
- * iteration). Does not suspend. Returns 0, -EINVAL (NULL, NaN),
- * CIO_EINVALSTATE (not entered, expired or exited), -ENOMEM. */
+ * iteration). May be called by any task or callback of the scope's loop.
+ * Does not suspend. Returns 0, -EINVAL (NULL, NaN), CIO_EINVALSTATE (not
+ * entered, expired or exited), CIO_EWRONGLOOP, -ENOMEM. */
 CIO_NODISCARD int cio_timeout_reschedule(cio_timeout *to, double when);
 
 /* Timeout.when(): the deadline in loop seconds, CIO_NO_TIMEOUT if none (or
@@ -313,8 +317,8 @@ CIO_NODISCARD int cio_gather(cio_future *const *aws, size_t n, void **results, i
  * cio_task_unref; the messages of failed children are read from them);
  * otherwise cio_gather_calls releases them (tasks still running keep
  * running to their end). If a task cannot be created, those created are
- * cancelled and released and the creation error is returned. Returns as
- * cio_gather, and -EINVAL for a NULL fn. */
+ * cancelled and released and the creation error is returned (-ENOMEM,
+ * -EINVAL). Returns as cio_gather, and -EINVAL for a NULL fn. */
 CIO_NODISCARD int cio_gather_calls(const cio_call *calls, size_t n, void **results, int *codes,
                                    cio_task **tasks);
 
@@ -331,9 +335,9 @@ typedef enum cio_return_when {
  * holds or `timeout` seconds passed (CIO_NO_TIMEOUT: no limit), then split
  * the n futures (duplicates counted once) into done and pending, each in
  * argument order. A timeout cancels nothing and is not an error; nor does a
- * cancellation of the caller cancel the futures. Suspends (unless the
- * condition already holds... as asyncio, wait always waits at least for the
- * callbacks of done futures: one loop iteration).
+ * cancellation of the caller cancel the futures. Always suspends: as in
+ * asyncio, even futures done already are seen through their callbacks, so
+ * wait returns two loop iterations later at the earliest.
  * done / pending: arrays of n slots, or NULL if not wanted; ndone / npending
  * may be NULL. Nothing changes hands: the futures stay the caller's. Errors
  * of done futures are not marked retrieved.
@@ -358,7 +362,8 @@ typedef struct cio_as_completed cio_as_completed;
  * task or a callback). Does not suspend. The iterator holds a reference to
  * each future until freed. Returns the iterator or NULL with cio_errcode():
  * -EINVAL (fs NULL with n > 0, NULL/dead entry, NaN timeout),
- * CIO_ENOTRUNNING, CIO_EWRONGLOOP, -ENOMEM. */
+ * CIO_ENOTRUNNING, CIO_EWRONGLOOP, CIO_ESELF (the calling task is in fs),
+ * -ENOMEM. */
 cio_as_completed *cio_as_completed_new(cio_future *const *fs, size_t n, double timeout);
 
 /* The next completed future: the `async for` step. Suspends until one is
@@ -376,8 +381,9 @@ CIO_NODISCARD int cio_as_completed_next(cio_as_completed *it, cio_future **done)
 /* Items not yet handed out (including those that will report -ETIMEDOUT). */
 size_t cio_as_completed_remaining(const cio_as_completed *it);
 
-/* Stop watching and release the futures. Must not be called while a task
- * waits in next. NULL is a no-op. Returns 0 or -EINVAL. */
+/* Stop watching and release the futures. NULL is a no-op. Does not
+ * suspend. Returns 0, -EINVAL, CIO_EINVALSTATE (a task is waiting in next:
+ * nothing is freed). */
 int cio_as_completed_free(cio_as_completed *it);
 
 /* ==== tasks as futures ============================================================= */
