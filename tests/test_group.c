@@ -800,6 +800,28 @@ static void test_tg_free_before_join(void **state) {
   assert_non_null(strstr(handler_msg, "TaskGroup freed before join"));
 }
 
+/* Misuse: the parent leaves the scope without join (as a `return` out of
+ * CIO_WITH_TASKGROUP would). Nothing crashes: the loop's shutdown cancels
+ * the child, and the group can still be freed after the loop is gone. */
+static cio_taskgroup *abandoned_tg;
+
+static int tg_abandon_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  static struct spec a = {"a", 10, 0};
+  abandoned_tg = cio_taskgroup_new();
+  check(cio_taskgroup_enter(abandoned_tg) == 0);
+  cio_taskgroup_create_task(abandoned_tg, sleeper, &a, NULL);
+  return cio_sleep(1);
+}
+
+static void test_tg_abandoned(void **state) {
+  (void)state;
+  assert_code(run(tg_abandon_main), 0);
+  assert_trace("a!@1");
+  assert_code(cio_taskgroup_free(abandoned_tg), 0);
+}
+
 /* ==== timeout scopes ======================================================================= */
 
 /* to_basic: when=1 timeout@1 expired=True */
@@ -2205,6 +2227,7 @@ int main(void) {
       cmocka_unit_test_setup(test_tg_cancel_inside_timeout, setup),
       cmocka_unit_test_setup(test_tg_cancel_inside_quiet_timeout, setup),
       cmocka_unit_test_setup(test_tg_free_before_join, setup),
+      cmocka_unit_test_setup(test_tg_abandoned, setup),
       cmocka_unit_test_setup(test_to_basic, setup),
       cmocka_unit_test_setup(test_to_in_time, setup),
       cmocka_unit_test_setup(test_to_nested, setup),

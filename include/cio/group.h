@@ -3,8 +3,22 @@
  *
  * Every call here follows asyncio 3.13 step for step: the same program makes
  * the same callbacks run in the same loop iterations, so it prints the same
- * lines in the same order as under CPython. Where cio deliberately differs,
- * the comment says "Difference from asyncio" and why.
+ * lines in the same order as under CPython (tests/test_group.c checks this
+ * against traces recorded from CPython, tests/py/group_traces.py). The
+ * deliberate differences, each also noted where it applies:
+ *  - timeout(0) does not eat an earlier, unrelated cancel (cpython#134471);
+ *  - TaskGroup.cancel() (3.15) does not swallow an outer cancel
+ *    (cpython#155433);
+ *  - errors are never dropped silently: shield reports an inner failure after
+ *    its caller was cancelled; gather and wait leave the errors they do not
+ *    hand over unretrieved, so they are reported when the future is freed;
+ *  - as_completed's next() cancelled does not consume an item;
+ *  - a TaskGroup cancels its children in creation order (asyncio: in the
+ *    order of a set), and always sees a child's completion through its
+ *    callback, even for an eager child done at creation (as CPython does
+ *    since gh-128550);
+ *  - task.h's rule applies to every child: a task that swallows a
+ *    cancellation must cio_task_uncancel() itself, or it ends cancelled.
  *
  * The C spelling of the Python statements:
  *
@@ -28,11 +42,10 @@
  * scope; unlike Python's `continue` inside a `with`, they do not act on an
  * enclosing loop). `return` and `goto` out of the block skip the exit call:
  * never leave a scope that way (a timeout scope would stay armed on a dead
- * frame; a group would be left unjoined). The
- * variable `rc` is the body's status going in (set it to the negative code
- * the body failed with, then break) and the scope's outcome coming out. The
- * plain calls underneath (cio_taskgroup_enter/join, cio_timeout_enter/exit)
- * can be used directly.
+ * frame; a group would be left unjoined). The variable `rc` is the body's
+ * status going in (set it to the negative code the body failed with, then
+ * break) and the scope's outcome coming out. The plain calls underneath
+ * (cio_taskgroup_enter/join, cio_timeout_enter/exit) can be used directly.
  *
  * Common codes: every call that must run inside a task returns CIO_ENOTASK
  * outside one; a NULL or dead object is -EINVAL; an object of another loop is
