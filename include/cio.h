@@ -3,8 +3,10 @@
  * The umbrella header. Every asyncio name that makes sense in C has a cio_
  * twin with the same meaning; where C forces a difference the area header says
  * so. Start with cio_run() (asyncio.run) in loop.h and cio_create_task() /
- * cio_sleep() in task.h; sync.h has asyncio's Lock, Event, Condition,
- * Semaphore and Barrier, queue.h its Queue, LifoQueue and PriorityQueue.
+ * cio_sleep() in task.h; structured concurrency (TaskGroup, gather,
+ * wait, wait_for, timeouts, shield, as_completed) is in group.h; sync.h has
+ * asyncio's Lock, Event, Condition, Semaphore and Barrier, queue.h its
+ * Queue, LifoQueue and PriorityQueue.
  */
 #ifndef CIO_H
 #define CIO_H
@@ -17,6 +19,7 @@
 #include "cio/loop.h"
 #include "cio/future.h"
 #include "cio/task.h"
+#include "cio/group.h"
 #include "cio/sync.h"
 #include "cio/queue.h"
 

@@ -235,6 +235,8 @@ int cio_future_cancel(cio_future *f, const char *msg) {
   int rc = check(f, "cio_future_cancel");
   if (rc < 0) return rc;
   if (f->flags & CIO__F_TASK) return cio_task_cancel(cio_future_task(f), msg);
+  if ((f->flags & CIO__F_HOOKED) && f->state == CIO__PENDING)
+    return ((struct cio__hooked_future *)f)->cancel((struct cio__hooked_future *)f, msg);
   return cio__future_cancel_plain(f, msg);
 }
 

@@ -14,6 +14,7 @@ enum { CIO__PENDING, CIO__RESULT, CIO__ERROR, CIO__CANCELLED };
 #define CIO__F_LOCAL 2u     /* lives in a task's frame: no refcount, no loop ref */
 #define CIO__F_RETRIEVED 4u /* its error was read */
 #define CIO__F_MSG_OWNED 8u
+#define CIO__F_HOOKED 16u   /* a struct cio__hooked_future: cancel goes through its hook */
 
 #define CIO__FUT_MAGIC 0x66757475u
 #define CIO__FUT_DEAD 0xdeadf007u
@@ -31,6 +32,16 @@ struct cio_future {
 };
 
 void cio__future_init(struct cio_future *f, cio_loop *loop, unsigned flags);
+
+/* A future whose cancel() is overridden, as a Python subclass of Future
+ * overrides it (asyncio's _GatheringFuture cancels its children instead of
+ * itself). Flag CIO__F_HOOKED; cio_future_cancel() — and so the cancellation
+ * of a task suspended on it — calls `cancel` and returns what it returns (1
+ * if a cancellation was requested, 0 if not). */
+struct cio__hooked_future {
+  struct cio_future fut; /* first */
+  int (*cancel)(struct cio__hooked_future *hf, const char *msg);
+};
 
 static inline bool cio__future_ok(const struct cio_future *f) {
   return f && f->magic == CIO__FUT_MAGIC;
