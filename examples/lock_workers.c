@@ -12,9 +12,8 @@
  *
  *   asyncio.run(main())
  *
- * `async with lock:` is an acquire/release pair. The TaskGroup is written as
- * create_task + await here (TaskGroup comes with the structured-concurrency
- * layer); the lines and the loop time are the same.
+ * `async with lock:` is an acquire/release pair; `async with TaskGroup()` is
+ * the CIO_WITH_TASKGROUP scope, which joins the workers when it ends.
  */
 #include <cio.h>
 #include <stdio.h>
@@ -42,21 +41,20 @@ static int main_task(void *arg, void **result) {
   int rc = cio_lock_init(&lock);
   if (rc < 0) return rc;
   struct worker_arg args[NUM_WORKERS];
-  cio_task *tasks[NUM_WORKERS];
-  int n = 0;
-  for (; n < NUM_WORKERS; n++) {
-    args[n] = (struct worker_arg){&lock, n};
-    if (!(tasks[n] = cio_create_task(worker, &args[n], NULL))) {
-      rc = cio_errcode();
-      break;
+  cio_taskgroup *tg = cio_taskgroup_new();
+  if (!tg) return cio_errcode();
+  CIO_WITH_TASKGROUP(tg, rc) {
+    for (int i = 0; i < NUM_WORKERS; i++) {
+      args[i] = (struct worker_arg){&lock, i};
+      if (!cio_taskgroup_create_task(tg, worker, &args[i], NULL)) {
+        rc = cio_errcode();
+        break;
+      }
     }
   }
-  /* Wait for every worker, even after a failure: they use this frame. */
-  for (int i = 0; i < n; i++) {
-    int wrc = cio_await(tasks[i], NULL);
-    if (wrc < 0 && rc == 0) rc = wrc;
-    cio_task_unref(tasks[i]);
-  }
+  /* The group has joined every worker, even after a failure: none of them
+   * uses this frame any more. */
+  cio_taskgroup_free(tg);
   int drc = cio_lock_destroy(&lock);
   return rc < 0 ? rc : drc;
 }
