@@ -2,6 +2,7 @@
  * random number of seconds and passing its result to the next; the results
  * of the three tasks are collected in order.
  *
+ * `asyncio.gather(*tasks)` is cio_gather_calls: one task per call, in order.
  * The random draws come from a seeded generator (splitmix64, seed 178) whose
  * draws equal the ones in the seed's listing, so the program prints the
  * seed's sleeps. Under the virtual clock the last two lines come in the order
@@ -55,17 +56,12 @@ static int main_task(void *arg, void **result) {
   (void)arg;
   (void)result;
   struct chain chains[3];
-  cio_task *tasks[3];
+  cio_call calls[3];
   for (int n = 0; n < 3; n++) {
     chains[n].n = n;
-    if (!(tasks[n] = cio_create_task(asyncio_chain, &chains[n], NULL))) return cio_errcode();
+    calls[n] = (cio_call){asyncio_chain, &chains[n]};
   }
-  int rc = 0;
-  for (int n = 0; n < 3; n++) {
-    int r = cio_await(tasks[n], NULL);
-    if (r < 0 && rc == 0) rc = r;
-    cio_task_unref(tasks[n]);
-  }
+  int rc = cio_gather_calls(calls, 3, NULL, NULL, NULL); /* results in argument order */
   if (rc < 0) return rc;
   printf("[");
   for (int n = 0; n < 3; n++)

@@ -23,14 +23,14 @@ static int main_task(void *arg, void **result) {
   (void)arg;
   (void)result;
   cio_task *tasks[5];
-  for (int i = 0; i < 5; i++)
-    if (!(tasks[i] = cio_create_task(worker, (void *)(intptr_t)i, NULL))) return cio_errcode();
-  int rc = 0;
+  cio_future *futs[5];
   for (int i = 0; i < 5; i++) {
-    int r = cio_await(tasks[i], NULL);
-    if (r < 0 && rc == 0) rc = r;
-    cio_task_unref(tasks[i]);
+    if (!(tasks[i] = cio_create_task(worker, (void *)(intptr_t)i, NULL))) return cio_errcode();
+    futs[i] = cio_task_future(tasks[i]);
   }
+  /* ... other work could go here ... */
+  int rc = cio_gather(futs, 5, NULL, NULL); /* then wait for all of them */
+  for (int i = 0; i < 5; i++) cio_task_unref(tasks[i]);
   return rc;
 }
 
