@@ -1,6 +1,7 @@
 /* Layer 5: tasks, sleeping, task-local values, cio_run. See include/cio/task.h. */
 #include "task.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -415,6 +416,77 @@ int cio_all_tasks(cio_loop *loop, cio_task **buf, int cap) {
   int n = 0;
   for (struct cio__tasklink *l = loop->tasks.next; l != &loop->tasks; l = l->next, n++)
     if (n < cap) buf[n] = CIO__CONTAINER_OF(l, struct cio_task, link);
+  return n;
+}
+
+/* ---- introspection: a dump of the pending tasks ------------------------------------- */
+
+static void print_frame(FILE *out, uintptr_t pc) {
+  Dl_info info;
+  if (dladdr((void *)(pc - 1), &info) && info.dli_fname) {
+    if (info.dli_sname)
+      fprintf(out, "      %#lx %s+%#lx\n", (unsigned long)pc, info.dli_sname,
+              (unsigned long)(pc - (uintptr_t)info.dli_saddr));
+    else
+      fprintf(out, "      %#lx (%s+%#lx)\n", (unsigned long)pc, info.dli_fname,
+              (unsigned long)(pc - (uintptr_t)info.dli_fbase));
+  } else {
+    fprintf(out, "      %#lx\n", (unsigned long)pc);
+  }
+}
+
+/* Walk a suspended task's frame-pointer chain from the frame the switch
+ * saved (see src/arch/switch_*.S for its layout). */
+static void print_stack(FILE *out, struct cio_task *t) {
+#if !defined(CIO_SWITCH_UCONTEXT) && !defined(CIO_ASAN) && !defined(CIO_TSAN) && \
+    (defined(__x86_64__) || defined(__aarch64__))
+  const uintptr_t *saved = t->u.run.ctx.sp;
+  uintptr_t lo = (uintptr_t)t->u.run.stack->lo, hi = lo + t->u.run.stack->size;
+#if defined(__x86_64__)
+  uintptr_t fp = saved[6], pc = saved[7]; /* rbp, return address */
+#else
+  uintptr_t fp = saved[10], pc = saved[11]; /* x29, x30 */
+#endif
+  for (int depth = 0; depth < 32 && pc; depth++) {
+    print_frame(out, pc);
+    if (fp < lo || fp + 2 * sizeof(uintptr_t) > hi || fp % sizeof(uintptr_t)) break;
+    const uintptr_t *frame = (const uintptr_t *)fp;
+    pc = frame[1];
+    if (frame[0] <= fp) break; /* frames grow upwards: anything else ends the chain */
+    fp = frame[0];
+  }
+#else
+  (void)t;
+  fprintf(out, "      (no stack walk in this build)\n");
+#endif
+}
+
+int cio_loop_print_tasks(cio_loop *loop, void *stream) {
+  FILE *out = stream;
+  if (!loop || !out) return cio__fail(-EINVAL, "cio_loop_print_tasks: NULL argument");
+  static const char *const states[] = {"not started", "running", "suspended", "done"};
+  int n = 0;
+  fprintf(out, "cio: %zu pending task(s)\n", loop->ntasks);
+  for (struct cio__tasklink *l = loop->tasks.next; l != &loop->tasks; l = l->next, n++) {
+    struct cio_task *t = CIO__CONTAINER_OF(l, struct cio_task, link);
+    fprintf(out, "  task '%s': %s", cio_task_get_name(t), states[t->tstate]);
+    if (t->cancel_requests) fprintf(out, ", %d cancellation(s) pending", t->cancel_requests);
+    if (t->tstate == CIO__T_SUSPENDED) {
+      struct cio_task *on = cio_future_task(t->waiting_on);
+      if (on)
+        fprintf(out, ", awaiting task '%s'", cio_task_get_name(on));
+      else if (t->waiting_on && (t->waiting_on->flags & CIO__F_LOCAL))
+        fprintf(out, ", waiting (sleep, lock, queue, fd...: see the stack)");
+      else if (t->waiting_on)
+        fprintf(out, ", awaiting future %p", (void *)t->waiting_on);
+      else
+        fprintf(out, ", ready to run");
+      fprintf(out, "\n");
+      print_stack(out, t);
+    } else {
+      fprintf(out, "\n");
+    }
+  }
   return n;
 }
 

@@ -706,6 +706,59 @@ static void real_clock_sleep_takes_real_time(void **state) {
   trace_clear();
 }
 
+/* ---- the task dump ------------------------------------------------------------------ */
+
+/* Exported (the tests link with -rdynamic), not inlined and not a tail call,
+ * so that it is a frame of its own the dump can name. */
+int dump_level2(double d);
+__attribute__((noinline)) int dump_level2(double d) {
+  int rc = cio_sleep(d);
+  trace("level2:%s", cio_err_name(rc));
+  return rc;
+}
+
+static int dump_sleeper(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  return dump_level2(5);
+}
+
+static int t_dump(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  cio_task *s = cio_create_task(dump_sleeper, NULL, &(cio_task_options){.name = "sleeper"});
+  cio_task *a = cio_create_task(awaits_child, s, &(cio_task_options){.name = "awaiter"});
+  assert_code(cio_sleep(1), 0);
+  cio_task_cancel(a, NULL);
+  cio_task_uncancel(a); /* leaves the count at 0 but shows the path */
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  assert_int_equal(cio_loop_print_tasks(cio_get_running_loop(), out), 3);
+  fclose(out);
+  assert_non_null(strstr(buf, "cio: 3 pending task(s)"));
+  assert_non_null(strstr(buf, "running")); /* this task, printing */
+  assert_non_null(strstr(buf, "task 'sleeper': suspended"));
+  assert_non_null(strstr(buf, "task 'awaiter': suspended"));
+#if !defined(CIO_SWITCH_UCONTEXT) && !defined(__SANITIZE_ADDRESS__)
+  assert_non_null(strstr(buf, "dump_level2")); /* a real frame of the sleeper's stack */
+  assert_non_null(strstr(buf, "cio_sleep"));
+#endif
+  free(buf);
+  assert_code(cio_loop_print_tasks(NULL, stdout), -EINVAL);
+  cio_task_cancel(s, NULL);
+  assert_code(cio_await(a, NULL), -ECANCELED);
+  cio_task_unref(s);
+  cio_task_unref(a);
+  trace_clear();
+  return 0;
+}
+
+static void dump_of_pending_tasks_with_stacks(void **state) {
+  (void)state;
+  assert_code(run_virtual(t_dump, NULL), 0);
+}
+
 /* ---- stack overflow --------------------------------------------------------------- */
 
 static int recurse(int depth) {
@@ -783,6 +836,7 @@ int main(void) {
       cmocka_unit_test(deadlock_is_reported_not_hung),
       cmocka_unit_test(sleep_edges_and_a_virtual_hour),
       cmocka_unit_test(real_clock_sleep_takes_real_time),
+      cmocka_unit_test(dump_of_pending_tasks_with_stacks),
       cmocka_unit_test(stack_overflow_aborts_naming_the_task),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

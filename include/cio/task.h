@@ -125,6 +125,16 @@ cio_task *cio_current_task(void);
  * -EINVAL. asyncio's all_tasks(). */
 int cio_all_tasks(cio_loop *loop, cio_task **buf, int cap);
 
+/* Print every pending task of `loop` to `out` (a FILE *): its name, state,
+ * pending cancellations, what it awaits, and, for a suspended task, its
+ * native call stack, innermost first (walked through frame pointers: code
+ * built without -fno-omit-frame-pointer shows fewer frames; addresses are
+ * named with dladdr where the symbol is exported, else module+offset for
+ * addr2line). Safe to call from a task or a callback of that loop. Returns
+ * the number of tasks printed, or -EINVAL. (asyncio's print_stack shows one
+ * frame; a stackful task has them all.) */
+int cio_loop_print_tasks(cio_loop *loop, void *out);
+
 /* ---- sleeping --------------------------------------------------------------- */
 
 /* Suspend the current task for `delay` seconds. 0 or negative: yield once
