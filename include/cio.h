@@ -16,5 +16,7 @@
 #include "cio/loop.h"
 #include "cio/future.h"
 #include "cio/task.h"
+#include "cio/io.h"
+#include "cio/executor.h"
 
 #endif
