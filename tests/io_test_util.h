@@ -69,7 +69,7 @@ static inline int local_port(int fd) {
 /* A TCP listener on 127.0.0.1 with an ephemeral port, from a task. */
 static inline int listen_local(int backlog, char port[8]) {
   int fd = cio_tcp_listen("127.0.0.1", "0", backlog);
-  if (fd >= 0) snprintf(port, 8, "%d", local_port(fd));
+  if (fd >= 0) snprintf(port, 8, "%d", local_port(fd) & 0xffff);
   return fd;
 }
 
