@@ -40,14 +40,13 @@
 #ifndef CIO_IO_H
 #define CIO_IO_H
 
+#include <netdb.h> /* struct addrinfo, NI_* flags */
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include "loop.h"
-
-struct addrinfo;
 
 #ifdef __cplusplus
 extern "C" {
