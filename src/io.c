@@ -47,6 +47,7 @@ struct fdrec {
   cio_loop *loop;
   int fd;
   unsigned armed;  /* CIO__POLL_IN|OUT interest the poller holds */
+  bool drained;    /* a short read emptied the receive buffer */
   uint64_t trust;  /* loop->polls when the registration was last proven */
   struct slot rd, wr;
 };
@@ -143,6 +144,7 @@ static void rec_kill(struct fdrec *r, const char *why) {
     slot_clear(r->loop, s);
   }
   r->trust = UNTRUSTED;
+  r->drained = false;
 }
 
 /* Make the poller hold `want` for r. On failure the registration is
@@ -222,6 +224,32 @@ static void slot_cb_run(struct cio__cb *cb) {
   if (s->kind == SLOT_CALLBACK) s->fn(s->arg);
 }
 
+/* ---- the cooperative budget ---------------------------------------------------------- */
+
+/* A task whose socket calls keep finding data never suspends, and would
+ * starve every other task and the poller (a fast peer can keep a handler's
+ * recv() busy forever; asyncio's sock_recv has this flaw). So, as Tokio does,
+ * a task gets a budget of operations that complete without suspending; when
+ * it is spent, the next operation first yields once. A loop runs in one
+ * thread, so the budget can live there. */
+#define COOP_BUDGET 128
+
+static CIO__TLS struct cio_task *coop_task;
+static CIO__TLS unsigned coop_left;
+
+int cio__coop(struct cio_task *t) {
+  if (coop_task != t) {
+    coop_task = t;
+    coop_left = COOP_BUDGET;
+  }
+  if (coop_left > 0) {
+    coop_left--;
+    return 0;
+  }
+  coop_left = COOP_BUDGET;
+  return cio_yield();
+}
+
 /* ---- waiting from a task ---------------------------------------------------------- */
 
 int cio__fd_wait(struct cio_task *t, int fd, unsigned dir, const char *who) {
@@ -241,6 +269,7 @@ int cio__fd_wait(struct cio_task *t, int fd, unsigned dir, const char *who) {
   s->fut = &f;
   loop->io_watchers++;
   rc = cio__task_await(t, &f, NULL);
+  coop_task = NULL; /* it suspended: a fresh budget */
   if (s->kind == SLOT_TASK && s->fut == &f) {
     /* Cancelled: nobody fired the slot. Its interest stays until it fires
      * for nobody, but is not trusted by the next waiter. */
@@ -249,6 +278,27 @@ int cio__fd_wait(struct cio_task *t, int fd, unsigned dir, const char *who) {
   }
   cio__future_finalize(&f, NULL);
   return rc;
+}
+
+/* The read-readiness hint (Tokio's): a read that returned less than asked
+ * for emptied the receive buffer, so the next read waits for readiness first
+ * instead of making a recv() that would fail with EAGAIN. Level-triggered
+ * polling makes this safe: data that is already there is reported by the
+ * next poll. */
+void cio__fd_note_read(cio_loop *loop, int fd, bool drained) {
+  struct fdrec *r = rec_find(loop, fd);
+  if (r) {
+    r->drained = drained;
+  } else if (drained) {
+    if (rec_get(loop, fd, &r, "cio_sock_recv") == 0) r->drained = true;
+  }
+}
+
+int cio__fd_wait_unless_ready(struct cio_task *t, int fd, const char *who) {
+  struct fdrec *r = rec_find(t->fut.loop, fd);
+  if (!r || !r->drained) return 0;
+  r->drained = false;
+  return cio__fd_wait(t, fd, CIO__POLL_IN, who);
 }
 
 static int wait_public(int fd, unsigned dir, const char *who) {

@@ -80,6 +80,7 @@ int cio_sock_accept(int fd, struct sockaddr *addr, socklen_t *addrlen) {
   if (addr && !addrlen) return cio__fail(-EINVAL, "%s: addr given without addrlen", who);
   rc = need_nonblocking(fd, who);
   if (rc < 0) return rc;
+  if ((rc = cio__coop(t)) < 0) return rc;
   cio_loop *loop = t->fut.loop;
   double delay = 0;
   bool reported = false;
@@ -178,9 +179,14 @@ ssize_t cio_sock_recv_into(int fd, void *buf, size_t len) {
   if (rc < 0) return rc;
   if (!buf && len) return cio__fail(-EINVAL, "%s: buf is NULL", who);
   if (len == 0) return 0;
+  if ((rc = cio__coop(t)) < 0) return rc;
+  if ((rc = cio__fd_wait_unless_ready(t, fd, who)) < 0) return rc;
   for (;;) {
     ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
-    if (n >= 0) return n;
+    if (n >= 0) {
+      cio__fd_note_read(t->fut.loop, fd, n > 0 && (size_t)n < len);
+      return n;
+    }
     int e = errno;
     if (e == EINTR) continue;
     if (e != EAGAIN) return sys_fail(e, who, fd);
@@ -215,6 +221,7 @@ int cio_sock_sendall(int fd, const void *buf, size_t len, size_t *sent) {
   int rc = need_task(who, &t);
   if (rc < 0) return rc;
   if (!buf && len) return cio__fail(-EINVAL, "%s: buf is NULL", who);
+  if ((rc = cio__coop(t)) < 0) return rc;
   size_t off = 0;
   while (off < len) {
     ssize_t n = send(fd, (const char *)buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -244,6 +251,7 @@ ssize_t cio_sock_recvfrom_into(int fd, void *buf, size_t len, struct sockaddr *a
   if (rc < 0) return rc;
   if (!buf && len) return cio__fail(-EINVAL, "%s: buf is NULL", who);
   if (addr && !addrlen) return cio__fail(-EINVAL, "%s: addr given without addrlen", who);
+  if ((rc = cio__coop(t)) < 0) return rc;
   socklen_t cap = addrlen ? *addrlen : 0;
   for (;;) {
     if (addrlen) *addrlen = cap;
@@ -279,6 +287,7 @@ ssize_t cio_sock_sendto(int fd, const void *buf, size_t len, const struct sockad
   int rc = need_task(who, &t);
   if (rc < 0) return rc;
   if (!buf && len) return cio__fail(-EINVAL, "%s: buf is NULL", who);
+  if ((rc = cio__coop(t)) < 0) return rc;
   for (;;) {
     ssize_t n = sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, addr, addr ? addrlen : 0);
     if (n >= 0) return n;

@@ -790,6 +790,64 @@ static void test_getaddrinfo_getnameinfo(void **state) {
   assert_null(res);
 }
 
+/* ---- fairness: a task whose peer is always ahead still lets others run ----------------- */
+
+struct greedy {
+  int fd;
+  int reads;
+  int reads_when_other_ran;
+  bool other_ran;
+};
+
+static int greedy_reader(void *p, void **result) {
+  (void)result;
+  struct greedy *g = p;
+  char buf[64];
+  for (;;) {
+    ssize_t n = cio_sock_recv_into(g->fd, buf, sizeof buf);
+    if (n <= 0) return (int)n;
+    g->reads++;
+    if (g->other_ran && !g->reads_when_other_ran) g->reads_when_other_ran = g->reads;
+  }
+}
+
+static int other(void *p, void **result) {
+  (void)result;
+  ((struct greedy *)p)->other_ran = true;
+  return 0;
+}
+
+static int fairness_body(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  int sv[2];
+  CHECK_RC(pair(sv), 0);
+  /* 64 KiB queued before the reader starts: 1,024 reads that never wait. */
+  char chunk[4096] = {0};
+  for (int i = 0; i < 16; i++) CHECK(write(sv[1], chunk, sizeof chunk) == (ssize_t)sizeof chunk);
+  close(sv[1]);
+  struct greedy g = {sv[0], 0, 0, false};
+  cio_task *r = cio_create_task(greedy_reader, &g, NULL);
+  cio_task *o = cio_create_task(other, &g, NULL);
+  CHECK(r && o);
+  CHECK_RC(cio_await(r, NULL), 0);
+  CHECK_RC(cio_await(o, NULL), 0);
+  cio_task_unref(r);
+  cio_task_unref(o);
+  CHECK_RC(g.reads, 1024);
+  /* The other task ran after at most one budget (128 calls), not at the end. */
+  if (g.reads_when_other_ran < 1 || g.reads_when_other_ran > 130)
+    return cio_raise(CIO_ERUNTIME, "the other task ran after %d of 1024 reads",
+                     g.reads_when_other_ran);
+  cio_fd_close(sv[0]);
+  return 0;
+}
+
+static void test_busy_reader_does_not_starve_others(void **state) {
+  (void)state;
+  assert_code(run_virtual(fairness_body, NULL), 0);
+}
+
 /* ---- misuse ------------------------------------------------------------------------------------------- */
 
 static int misuse_body(void *arg, void **result) {
@@ -866,6 +924,7 @@ int main(void) {
       cmocka_unit_test(test_udp),
       cmocka_unit_test(test_unix_sockets),
       cmocka_unit_test(test_getaddrinfo_getnameinfo),
+      cmocka_unit_test(test_busy_reader_does_not_starve_others),
       cmocka_unit_test(test_misuse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

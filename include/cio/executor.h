@@ -62,8 +62,9 @@ CIO_NODISCARD int cio_executor_new(cio_executor **out, int max_threads);
 int cio_executor_shutdown(cio_executor *ex, bool wait);
 
 /* Shut down waiting (as cio_executor_shutdown(ex, true)) and free. Returns 0,
- * -EDEADLK from one of ex's own jobs (nothing is freed). NULL is a no-op.
- * Must not be the default executor of a loop (that one belongs to the loop). */
+ * -EDEADLK from one of ex's own jobs (nothing is freed), -EINVAL for the
+ * default executor of the running loop (it belongs to the loop; the loop
+ * frees it). NULL is a no-op. */
 int cio_executor_free(cio_executor *ex);
 
 /* The maximum number of threads of ex, or -EINVAL. */

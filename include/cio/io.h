@@ -6,7 +6,10 @@
  * socket calls use the running loop of the calling thread and must be called
  * from a task; they try the system call first and wait for readiness only
  * when it would block (EAGAIN), as Redis and asyncio do, so a socket with data
- * waiting costs one system call and no suspension.
+ * waiting costs one system call and no suspension. One refinement (Tokio's):
+ * a receive that came back short (fewer bytes than asked) emptied the
+ * buffer, so the next receive on that fd waits for readiness first instead
+ * of making a recv() that would fail: one system call per message, not two.
  *
  * Readiness is level-triggered, as asyncio's selector loops have it. Each fd
  * has one reader slot and one writer slot per loop: a task waiting to read
@@ -25,6 +28,12 @@
  *   waiting on it would wait forever; fds that cio itself creates
  *   (cio_sock_accept, cio_tcp_*, cio_unix_*) are re-checked, and a stale
  *   waiter on a reused number is woken with -EBADF.
+ *
+ * Fairness: a task whose socket calls keep finding data (a fast peer) would
+ * never suspend and would starve every other task. So, as in Tokio, after
+ * 128 socket calls in a row that completed without suspending, the next one
+ * first yields once to the other tasks (asyncio's sock_* do not, and have
+ * that flaw). Each call may therefore suspend, even with data ready.
  *
  * Cancellation: every suspending call here returns -ECANCELED when the task
  * is cancelled while it waits (a timeout scope turns that into -ETIMEDOUT);
@@ -144,8 +153,9 @@ CIO_NODISCARD int cio_sock_accept(int fd, struct sockaddr *addr, socklen_t *addr
  * be closed. */
 CIO_NODISCARD int cio_sock_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 
-/* Receive up to len bytes into buf (asyncio's sock_recv_into). Suspends only
- * while no data is available. Returns the number of bytes received (> 0), 0
+/* Receive up to len bytes into buf (asyncio's sock_recv_into). Suspends
+ * while no data is available (and, see above, right after a short read, or
+ * once per 128 calls that did not suspend). Returns the number of bytes received (> 0), 0
  * at end of stream (orderly shutdown by the peer), or an error: -ECONNRESET,
  * -ETIMEDOUT, -EBADF, -ENOTSOCK, -EINVAL (buf NULL with len > 0), -ECANCELED,
  * CIO_ENOTASK, -EBUSY. len 0 returns 0 at once.
