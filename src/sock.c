@@ -226,14 +226,19 @@ int cio_sock_sendall(int fd, const void *buf, size_t len, size_t *sent) {
   while (off < len) {
     ssize_t n = send(fd, (const char *)buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0) {
+      bool partial = (size_t)n < len - off;
       off += (size_t)n;
       if (sent) *sent = off;
-      continue;
+      /* A partial send filled the buffer: the next send would fail with
+       * EAGAIN, so wait for room straight away. */
+      if (!partial) continue;
+    } else {
+      int e = errno;
+      if (e == EINTR) continue;
+      if (e != EAGAIN)
+        return cio__fail(-e, "%s(fd %d): %s after %zu of %zu bytes", who, fd, strerror(e), off,
+                         len);
     }
-    int e = errno;
-    if (e == EINTR) continue;
-    if (e != EAGAIN)
-      return cio__fail(-e, "%s(fd %d): %s after %zu of %zu bytes", who, fd, strerror(e), off, len);
     /* The send buffer is full: sleep until the peer has read some. */
     rc = cio__fd_wait(t, fd, CIO__POLL_OUT, who);
     if (rc < 0) return rc;

@@ -517,6 +517,30 @@ static int closed_while_waiting_body(void *arg, void **result) {
   CHECK(a >= 0);
   cio_fd_close(a);
 
+  /* Closing a listener while a task is blocked in accept (libdill's bug):
+   * the task wakes with -EBADF, and the number's next owner works. */
+  char port2[8];
+  int l2 = listen_local(4, port2);
+  CHECK(l2 >= 0);
+  t = cio_create_task(accept_task, &l2, NULL);
+  CHECK(t);
+  CHECK_RC(cio_sleep(0.1), 0);
+  CHECK_RC(cio_fd_close(l2), 0);
+  CHECK_RC(await_fd(t), -EBADF);
+  cio_task_unref(t);
+  int l3 = listen_local(4, port2); /* likely the same number */
+  CHECK(l3 >= 0);
+  t = cio_create_task(accept_task, &l3, NULL);
+  CHECK(t);
+  int c3 = cio_tcp_connect("127.0.0.1", port2);
+  CHECK(c3 >= 0);
+  int a3 = await_fd(t);
+  CHECK(a3 >= 0);
+  cio_task_unref(t);
+  cio_fd_close(a3);
+  cio_fd_close(c3);
+  cio_fd_close(l3);
+
   /* A plain close() while a task waits, and the number reused by accept:
    * the stale waiter is woken with -EBADF instead of hanging (or reading
    * another connection's data). */
