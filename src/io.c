@@ -90,6 +90,9 @@ static struct fdrec *rec_find(cio_loop *loop, int fd) {
 
 static int rec_get(cio_loop *loop, int fd, struct fdrec **out, const char *who) {
   if (fd < 0) return cio__fail(-EBADF, "%s: fd %d is not a valid file descriptor", who, fd);
+  /* Re-registering the loop's own wake-up fd would steal its events. */
+  if (fd == loop->poller.epfd || fd == loop->poller.wakefd)
+    return cio__fail(-EINVAL, "%s: fd %d belongs to the event loop itself", who, fd);
   struct iostate *io = loop->io;
   if (!io) {
     io = calloc(1, sizeof *io);

@@ -3,6 +3,7 @@
 # the first tick comes only after the sleep (about 1.0 s instead of 0.2 s);
 # with either fix every tick is on time (0.2 s apart, at most 0.15 s late).
 set -eu
+unset CIO_VIRTUAL_TIME  # real time: the examples run as users run them
 bin="$1/blocking_mistake"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

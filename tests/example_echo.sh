@@ -4,6 +4,7 @@
 # to "localhost" (resolved in the thread pool). Bounded: the server exits
 # after its third connection, and is killed after 20 s in any case.
 set -eu
+unset CIO_VIRTUAL_TIME  # real time: the examples run as users run them
 dir="$1"
 out=$(mktemp)
 got=$(mktemp)

@@ -3,6 +3,7 @@
 # both tickers tick at 0.2, 0.4, 0.6, 0.8 s (timers never fire early; allow
 # 0.15 s late on a busy machine), and to_thread returns after about 1 s.
 set -eu
+unset CIO_VIRTUAL_TIME  # real time: the examples run as users run them
 bin="$1/to_thread"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

@@ -471,6 +471,9 @@ static void test_loops_in_threads_share_an_executor(void **state) {
 }
 
 int main(void) {
+  /* Some tests need the real clock: an exported CIO_VIRTUAL_TIME=1 would
+   * force every loop onto the virtual one. */
+  unsetenv("CIO_VIRTUAL_TIME");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basics),
       cmocka_unit_test(test_other_tasks_run_meanwhile),

@@ -310,6 +310,10 @@ static int misuse_body(void *arg, void **result) {
   CHECK_RC(cio_remove_reader(NULL, 0), -EINVAL);
   CHECK_RC(cio_remove_reader(cur_loop(), 12345), 0);
   CHECK_RC(cio_remove_writer(cur_loop(), -1), 0);
+  /* The loop's own descriptors are not for waiting on. */
+  CHECK_RC(cio_wait_readable(cur_loop()->poller.wakefd), -EINVAL);
+  CHECK_RC(cio_add_reader(cur_loop(), cur_loop()->poller.epfd, (cio_callback_fn)abort, NULL),
+           -EINVAL);
   CHECK_RC(cur_loop()->io_watchers, 0);
   return 0;
 }
@@ -542,6 +546,9 @@ static void test_loops_in_threads(void **state) {
 }
 
 int main(void) {
+  /* Some tests need the real clock: an exported CIO_VIRTUAL_TIME=1 would
+   * force every loop onto the virtual one. */
+  unsetenv("CIO_VIRTUAL_TIME");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wait_readable_writable),
       cmocka_unit_test(test_registration_kept_between_waits),

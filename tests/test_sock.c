@@ -202,7 +202,12 @@ static int thousand_body(void *arg, void **result) {
 
 static void test_thousand_connections_64k_each(void **state) {
   (void)state;
-  assert_true(raise_nofile(4 * NCONN + 64) >= 2 * NCONN + 64);
+  rlim_t have = raise_nofile(4 * NCONN + 64);
+  if (have < 2 * NCONN + 64) {
+    print_message("  RLIMIT_NOFILE hard limit %llu is too low for %d connections\n",
+                  (unsigned long long)have, NCONN);
+    skip();
+  }
   double t0 = wall();
   assert_code(run_real(thousand_body, NULL), 0);
   print_message("  1000 connections x 64 KiB echoed in %.2f s\n", wall() - t0);
@@ -936,6 +941,9 @@ static void test_misuse(void **state) {
 }
 
 int main(void) {
+  /* Some tests need the real clock: an exported CIO_VIRTUAL_TIME=1 would
+   * force every loop onto the virtual one. */
+  unsetenv("CIO_VIRTUAL_TIME");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_echo_ipv4_ipv6_localhost),
       cmocka_unit_test(test_thousand_connections_64k_each),

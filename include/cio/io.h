@@ -67,7 +67,8 @@ extern "C" {
  * pending, so that the next read will not block: it returns the data, 0 for
  * EOF, or the error). Returns 0 when ready; -ECANCELED; -EBADF if fd < 0, is
  * not open, or is closed by cio_fd_close() while waiting (or found reused);
- * -EPERM if fd cannot be polled (a regular file or directory); -EBUSY if
+ * -EPERM if fd cannot be polled (a regular file or directory); -EINVAL if fd
+ * is one of the loop's own descriptors (its epoll or wake-up fd); -EBUSY if
  * another task or a reader callback already waits to read fd in this loop;
  * -ENOMEM / -ENOSPC (fs.epoll.max_user_watches) from the poller; CIO_ENOTASK.
  * Always suspends at least until the next poll, even if fd is readable now.
@@ -85,8 +86,8 @@ CIO_NODISCARD int cio_wait_writable(int fd);
  * adding replaces the previous callback. Does not suspend; callable from
  * callbacks and tasks, on the thread that runs (or will run) the loop.
  * Returns 0; -EINVAL (loop or fn NULL); CIO_ECLOSED; -EBADF (fd < 0 or not
- * open); -EPERM (fd cannot be polled); -EBUSY (a task is waiting to read fd);
- * -ENOMEM / -ENOSPC. */
+ * open); -EPERM (fd cannot be polled); -EINVAL (one of the loop's own fds);
+ * -EBUSY (a task is waiting to read fd); -ENOMEM / -ENOSPC. */
 CIO_NODISCARD int cio_add_reader(cio_loop *loop, int fd, cio_callback_fn fn, void *arg);
 
 /* The same for writability. */
