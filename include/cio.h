@@ -6,7 +6,8 @@
  * cio_sleep() in task.h; structured concurrency (TaskGroup, gather,
  * wait, wait_for, timeouts, shield, as_completed) is in group.h; sync.h has
  * asyncio's Lock, Event, Condition, Semaphore and Barrier, queue.h its
- * Queue, LifoQueue and PriorityQueue.
+ * Queue, LifoQueue and PriorityQueue; io.h has fd waits, add_reader and
+ * the sock_* calls, executor.h the thread pool (run_in_executor, to_thread).
  */
 #ifndef CIO_H
 #define CIO_H
@@ -22,5 +23,7 @@
 #include "cio/group.h"
 #include "cio/sync.h"
 #include "cio/queue.h"
+#include "cio/io.h"
+#include "cio/executor.h"
 
 #endif

@@ -161,6 +161,7 @@ int cio_loop_close(cio_loop *loop) {
     discard_node(&heap[i].t->cb);
   }
   if (loop->abandon_tasks) loop->abandon_tasks(loop);
+  if (loop->io_close) loop->io_close(loop);
   if (loop->default_executor_shutdown) loop->default_executor_shutdown(loop, false);
   cio__stack_pool_destroy(&loop->stacks);
   cio__poller_close(&loop->poller);
@@ -322,6 +323,21 @@ static void threadsafe_run(struct cio__cb *cb) {
 
 static void threadsafe_discard(struct cio__cb *cb) { free(cb); }
 
+int cio__loop_post(cio_loop *loop, struct cio__cb *cb) {
+  pthread_mutex_lock(&loop->inbox_lock);
+  if (loop->closed) {
+    pthread_mutex_unlock(&loop->inbox_lock);
+    return CIO_ECLOSED;
+  }
+  cio__queue_push(&loop->inbox, cb);
+  atomic_store_explicit(&loop->inbox_nonempty, true, memory_order_release);
+  /* One eventfd write per wake-up: the loop clears the flag when it reads. */
+  bool wake = !atomic_exchange_explicit(&loop->inbox_signaled, true, memory_order_acq_rel);
+  if (wake) cio__poller_wake(&loop->poller);
+  pthread_mutex_unlock(&loop->inbox_lock);
+  return 0;
+}
+
 int cio_call_soon_threadsafe(cio_loop *loop, cio_callback_fn fn, void *arg) {
   if (!loop) return cio__fail(-EINVAL, "cio_call_soon_threadsafe: loop is NULL");
   if (!fn) return cio__fail(-EINVAL, "cio_call_soon_threadsafe: callback is NULL");
@@ -331,18 +347,10 @@ int cio_call_soon_threadsafe(cio_loop *loop, cio_callback_fn fn, void *arg) {
   c->fn = fn;
   c->arg = arg;
   atomic_store_explicit(&loop->ever_threadsafe, true, memory_order_relaxed);
-  pthread_mutex_lock(&loop->inbox_lock);
-  if (loop->closed) {
-    pthread_mutex_unlock(&loop->inbox_lock);
+  if (cio__loop_post(loop, &c->cb) < 0) {
     free(c);
     return cio__fail(CIO_ECLOSED, "cio_call_soon_threadsafe: the event loop is closed");
   }
-  cio__queue_push(&loop->inbox, &c->cb);
-  atomic_store_explicit(&loop->inbox_nonempty, true, memory_order_release);
-  /* One eventfd write per wake-up: the loop clears the flag when it reads. */
-  bool wake = !atomic_exchange_explicit(&loop->inbox_signaled, true, memory_order_acq_rel);
-  if (wake) cio__poller_wake(&loop->poller);
-  pthread_mutex_unlock(&loop->inbox_lock);
   return 0;
 }
 
@@ -454,6 +462,7 @@ static int run_once(cio_loop *loop) {
 
   if (timeout != 0 || (loop->io_watchers && ++loop->busy_passes >= BUSY_POLL_PASSES)) {
     loop->busy_passes = 0;
+    loop->polls++;
     bool woken = false;
     int n = cio__poller_wait(&loop->poller, timeout, &woken);
     (void)n;

@@ -88,6 +88,14 @@ struct cio_loop {
   struct cio__poller poller;
   unsigned io_watchers;    /* registered fd interests (not the inbox) */
   unsigned busy_passes;    /* passes since the last poll while busy */
+  uint64_t polls;          /* poller waits so far (the I/O layer uses it to
+                              know whether a poll ran since it last looked) */
+
+  /* The I/O layer's per-loop state (fd records), created on first use and
+   * released by io_close when the loop closes (after the pending tasks are
+   * abandoned, before the poller is closed). */
+  void *io;
+  void (*io_close)(cio_loop *loop);
 
   pthread_mutex_t inbox_lock;
   struct cio__queue inbox;
@@ -144,6 +152,10 @@ void cio__timer_disarm(cio_loop *loop, struct cio__timer *t);
 /* Make sure t will not run: disarm it, or take its fired cb out of the ready
  * queue. For timers living in a frame that is about to end. */
 void cio__timer_stop(cio_loop *loop, struct cio__timer *t);
+/* Push an embedded node onto the cross-thread inbox from any thread and wake
+ * the loop (what cio_call_soon_threadsafe does, without allocating). Returns
+ * 0, or CIO_ECLOSED (nothing queued) if the loop is closed. */
+int cio__loop_post(cio_loop *loop, struct cio__cb *cb);
 /* Take cb out of the ready queue or the running batch, if it is there. */
 bool cio__loop_unqueue(cio_loop *loop, struct cio__cb *cb);
 static inline void cio__timer_init(struct cio__timer *t, void (*run)(struct cio__cb *)) {

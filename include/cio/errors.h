@@ -14,6 +14,7 @@
  *   QueueFull           CIO_EQUEUEFULL      QueueEmpty         CIO_EQUEUEEMPTY
  *   QueueShutDown       CIO_EQUEUESHUTDOWN  ValueError         -EINVAL
  *   IncompleteReadError CIO_EINCOMPLETE     LimitOverrunError  CIO_ELIMITOVERRUN
+ *   socket.gaierror     CIO_EAI_* (getaddrinfo / getnameinfo failures)
  *
  * Each failure also carries a human-readable message. Inside a task the
  * message of the last failure is kept per task (cio_errmsg()); a task that
@@ -58,7 +59,12 @@ extern "C" {
   X(CIO_EINCOMPLETE, -4015, "end of stream before the expected number of bytes")     \
   X(CIO_ELIMITOVERRUN, -4016, "separator not found within the buffer limit")         \
   X(CIO_ESHUTDOWN, -4017, "executor is shut down")                                   \
-  X(CIO_EEOF, -4018, "end of file")
+  X(CIO_EEOF, -4018, "end of file")                                                  \
+  X(CIO_EAI_NONAME, -4050, "host or service not known")                              \
+  X(CIO_EAI_AGAIN, -4051, "temporary failure in name resolution")                    \
+  X(CIO_EAI_FAIL, -4052, "non-recoverable failure in name resolution")               \
+  X(CIO_EAI_FAMILY, -4053, "address family not supported")                          \
+  X(CIO_EAI_SERVICE, -4054, "service not supported for this socket type")
 
 enum cio_error_code {
 #define CIO__ENUM(name, value, text) name = (value),

@@ -1,0 +1,419 @@
+/* Layer 8: fd readiness. See include/cio/io.h.
+ *
+ * Each loop keeps a record per fd number it has seen (an array indexed by fd,
+ * as Redis's ae has): one poller registration carrying a reader slot and a
+ * writer slot. A slot holds either a waiting task (a future living in the
+ * task's frame: waiting allocates nothing) or a callback (asyncio's
+ * add_reader), or nothing.
+ *
+ * Registrations are level-triggered and lazy. A wait adds its interest if the
+ * poller does not have it yet; when the wait ends the interest stays, so the
+ * usual "recv -> EAGAIN -> wait -> recv" loop makes no epoll_ctl at all. An
+ * interest nobody wants any more is dropped the first time it fires for
+ * nobody (one epoll_ctl then), so an idle fd cannot make the loop spin.
+ *
+ * The price of keeping registrations is the fd-number reuse hazard: a plain
+ * close() silently drops the fd from epoll, and a later fd with the same number
+ * would be believed registered. So a registration is trusted only within the
+ * poll in which it was last proven (by an event or a successful epoll_ctl):
+ * that covers the hot path (a task woken by an event re-waits in the same
+ * iteration), and any later wait re-registers with one epoll_ctl. Records are
+ * never freed while the loop lives, so a pointer the kernel still holds
+ * always points at a live record.
+ */
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { SLOT_NONE, SLOT_TASK, SLOT_CALLBACK };
+
+#define UNTRUSTED UINT64_MAX
+
+struct slot {
+  uint8_t kind;
+  bool queued;             /* cb is in the ready queue */
+  struct cio_future *fut;  /* SLOT_TASK: the future in the waiting frame */
+  cio_callback_fn fn;      /* SLOT_CALLBACK */
+  void *arg;
+  struct cio__cb cb;       /* ready-queue node for the callback */
+};
+
+struct fdrec {
+  struct cio__poll_watch watch; /* what the poller hands back */
+  cio_loop *loop;
+  int fd;
+  unsigned armed;  /* CIO__POLL_IN|OUT interest the poller holds */
+  bool drained;    /* a short read emptied the receive buffer */
+  uint64_t trust;  /* loop->polls when the registration was last proven */
+  struct slot rd, wr;
+};
+
+struct iostate {
+  struct fdrec **recs; /* indexed by fd */
+  int cap;
+  unsigned long ctls;  /* poller_ctl calls, for the tests */
+};
+
+unsigned long cio__io_ctl_count(cio_loop *loop) {
+  struct iostate *io = loop ? loop->io : NULL;
+  return io ? io->ctls : 0;
+}
+
+static const char *dir_verb(unsigned dir) { return dir == CIO__POLL_IN ? "read" : "write"; }
+
+static void slot_cb_run(struct cio__cb *cb);
+static void on_event(struct cio__poll_watch *w, unsigned events);
+
+/* ---- records ----------------------------------------------------------------- */
+
+static void io_close(cio_loop *loop) {
+  struct iostate *io = loop->io;
+  if (!io) return;
+  /* The tasks that waited here were abandoned and their frames are gone:
+   * free the records without touching the slots' futures. Callback nodes
+   * were dropped from the queues already. */
+  for (int i = 0; i < io->cap; i++) free(io->recs[i]);
+  free(io->recs);
+  free(io);
+  loop->io = NULL;
+  loop->io_watchers = 0;
+}
+
+static struct fdrec *rec_find(cio_loop *loop, int fd) {
+  struct iostate *io = loop ? loop->io : NULL;
+  return io && fd >= 0 && fd < io->cap ? io->recs[fd] : NULL;
+}
+
+static int rec_get(cio_loop *loop, int fd, struct fdrec **out, const char *who) {
+  if (fd < 0) return cio__fail(-EBADF, "%s: fd %d is not a valid file descriptor", who, fd);
+  /* Re-registering the loop's own wake-up fd would steal its events. */
+  if (fd == loop->poller.epfd || fd == loop->poller.wakefd)
+    return cio__fail(-EINVAL, "%s: fd %d belongs to the event loop itself", who, fd);
+  struct iostate *io = loop->io;
+  if (!io) {
+    io = calloc(1, sizeof *io);
+    if (!io) return cio__fail_static(-ENOMEM, "out of memory for the fd table");
+    loop->io = io;
+    loop->io_close = io_close;
+  }
+  if (fd >= io->cap) {
+    int cap = io->cap ? io->cap : 64;
+    while (cap <= fd) cap = cap > INT32_MAX / 2 ? fd + 1 : cap * 2;
+    struct fdrec **recs = realloc(io->recs, (size_t)cap * sizeof *recs);
+    if (!recs) return cio__fail_static(-ENOMEM, "out of memory for the fd table");
+    memset(recs + io->cap, 0, (size_t)(cap - io->cap) * sizeof *recs);
+    io->recs = recs;
+    io->cap = cap;
+  }
+  struct fdrec *r = io->recs[fd];
+  if (!r) {
+    r = calloc(1, sizeof *r);
+    if (!r) return cio__fail_static(-ENOMEM, "out of memory for an fd record");
+    r->watch.on_event = on_event;
+    r->loop = loop;
+    r->fd = fd;
+    r->trust = UNTRUSTED;
+    r->rd.cb.run = slot_cb_run;
+    r->wr.cb.run = slot_cb_run;
+    io->recs[fd] = r;
+  }
+  *out = r;
+  return 0;
+}
+
+static void slot_clear(cio_loop *loop, struct slot *s) {
+  if (s->kind != SLOT_NONE) loop->io_watchers--;
+  s->kind = SLOT_NONE;
+  s->fut = NULL;
+  s->fn = NULL;
+  s->arg = NULL;
+  if (s->queued) {
+    cio__loop_unqueue(loop, &s->cb);
+    s->queued = false;
+  }
+}
+
+/* Wake the waiters of r with -EBADF and drop its callbacks. */
+static void rec_kill(struct fdrec *r, const char *why) {
+  struct slot *slots[2] = {&r->rd, &r->wr};
+  for (int i = 0; i < 2; i++) {
+    struct slot *s = slots[i];
+    if (s->kind == SLOT_TASK && s->fut->state == CIO__PENDING)
+      cio__future_complete(s->fut, CIO__ERROR, -EBADF, NULL, why, false);
+    slot_clear(r->loop, s);
+  }
+  r->trust = UNTRUSTED;
+  r->drained = false;
+}
+
+/* Make the poller hold `want` for r. On failure the registration is
+ * forgotten (a closed fd has none left). */
+static int set_interest(struct fdrec *r, unsigned want) {
+  cio_loop *loop = r->loop;
+  ((struct iostate *)loop->io)->ctls++;
+  int rc = cio__poller_ctl(&loop->poller, r->fd, want, r->armed != 0, &r->watch);
+  if (rc < 0) {
+    r->armed = 0;
+    r->trust = UNTRUSTED;
+    return rc;
+  }
+  r->armed = want;
+  r->trust = loop->polls;
+  return 0;
+}
+
+/* Make sure the poller watches r for dir. No system call when the interest
+ * is there and was proven in this poll. */
+static int arm(struct fdrec *r, unsigned dir, const char *who) {
+  if ((r->armed & dir) && r->trust == r->loop->polls) return 0;
+  int rc = set_interest(r, r->armed | dir);
+  if (rc == 0) return 0;
+  if (rc == -EBADF)
+    rec_kill(r, "the fd was closed while a task waited on it (close it with cio_fd_close)");
+  if (rc == -EPERM)
+    return cio__fail(rc, "%s(fd %d): this kind of fd cannot be polled (a regular file or a "
+                         "directory?)", who, r->fd);
+  return cio__fail(rc, "%s(fd %d): cannot watch the fd: %s", who, r->fd, strerror(-rc));
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+/* An event for slot s: wake its task or queue its callback. Returns whether
+ * somebody wanted it. */
+static bool fire(cio_loop *loop, struct slot *s) {
+  switch (s->kind) {
+  case SLOT_TASK:
+    /* A waiter cancelled earlier in this iteration has a done future: it
+     * clears itself when it resumes, and gets nothing here. */
+    if (s->fut->state == CIO__PENDING) {
+      cio__future_complete(s->fut, CIO__RESULT, 0, NULL, NULL, false);
+      slot_clear(loop, s);
+    }
+    return true;
+  case SLOT_CALLBACK:
+    if (!s->queued) {
+      s->queued = true;
+      cio__loop_push(loop, &s->cb);
+    }
+    return true;
+  default:
+    return false;
+  }
+}
+
+static void on_event(struct cio__poll_watch *w, unsigned events) {
+  struct fdrec *r = (struct fdrec *)w;
+  cio_loop *loop = r->loop;
+  /* An error or hang-up wakes both sides, as asyncio's selectors do: the
+   * next read or write returns the error instead of blocking. */
+  if (events & CIO__POLL_ERR) events |= CIO__POLL_IN | CIO__POLL_OUT;
+  unsigned unused = 0;
+  if ((events & CIO__POLL_IN) && !fire(loop, &r->rd)) unused |= CIO__POLL_IN;
+  if ((events & CIO__POLL_OUT) && !fire(loop, &r->wr)) unused |= CIO__POLL_OUT;
+  if (unused & r->armed)
+    set_interest(r, r->armed & ~unused); /* nobody wants it: stop the events */
+  else
+    r->trust = loop->polls;
+}
+
+static void slot_cb_run(struct cio__cb *cb) {
+  struct slot *s = CIO__CONTAINER_OF(cb, struct slot, cb);
+  s->queued = false;
+  /* The record outlives the call even if fn removes or closes the fd. */
+  if (s->kind == SLOT_CALLBACK) s->fn(s->arg);
+}
+
+/* ---- the cooperative budget ---------------------------------------------------------- */
+
+/* A task whose socket calls keep finding data never suspends, and would
+ * starve every other task and the poller (a fast peer can keep a handler's
+ * recv() busy forever; asyncio's sock_recv has this flaw). So, as Tokio does,
+ * a task gets a budget of operations that complete without suspending; when
+ * it is spent, the next operation first yields once. A loop runs in one
+ * thread, so the budget can live there. */
+#define COOP_BUDGET 128
+
+static CIO__TLS struct cio_task *coop_task;
+static CIO__TLS unsigned coop_left;
+
+int cio__coop(struct cio_task *t) {
+  if (coop_task != t) {
+    coop_task = t;
+    coop_left = COOP_BUDGET;
+  }
+  if (coop_left > 0) {
+    coop_left--;
+    return 0;
+  }
+  coop_left = COOP_BUDGET;
+  return cio_yield();
+}
+
+/* ---- waiting from a task ---------------------------------------------------------- */
+
+int cio__fd_wait(struct cio_task *t, int fd, unsigned dir, const char *who) {
+  cio_loop *loop = t->fut.loop;
+  struct fdrec *r;
+  int rc = rec_get(loop, fd, &r, who);
+  if (rc < 0) return rc;
+  struct slot *s = dir == CIO__POLL_IN ? &r->rd : &r->wr;
+  if (s->kind != SLOT_NONE)
+    return cio__fail(-EBUSY, "%s(fd %d): %s already waits to %s this fd in this loop", who, fd,
+                     s->kind == SLOT_TASK ? "another task" : "a callback", dir_verb(dir));
+  rc = arm(r, dir, who);
+  if (rc < 0) return rc;
+  struct cio_future f;
+  cio__future_init(&f, loop, CIO__F_LOCAL);
+  s->kind = SLOT_TASK;
+  s->fut = &f;
+  loop->io_watchers++;
+  rc = cio__task_await(t, &f, NULL);
+  coop_task = NULL; /* it suspended: a fresh budget */
+  if (s->kind == SLOT_TASK && s->fut == &f) {
+    /* Cancelled: nobody fired the slot. Its interest stays until it fires
+     * for nobody, but is not trusted by the next waiter. */
+    slot_clear(loop, s);
+    r->trust = UNTRUSTED;
+  }
+  cio__future_finalize(&f, NULL);
+  return rc;
+}
+
+/* The read-readiness hint (Tokio's): a read that returned less than asked
+ * for emptied the receive buffer, so the next read waits for readiness first
+ * instead of making a recv() that would fail with EAGAIN. Level-triggered
+ * polling makes this safe: data that is already there is reported by the
+ * next poll. */
+void cio__fd_note_read(cio_loop *loop, int fd, bool drained) {
+  struct fdrec *r = rec_find(loop, fd);
+  if (r) {
+    r->drained = drained;
+  } else if (drained) {
+    if (rec_get(loop, fd, &r, "cio_sock_recv") == 0) r->drained = true;
+  }
+}
+
+int cio__fd_wait_unless_ready(struct cio_task *t, int fd, const char *who) {
+  struct fdrec *r = rec_find(t->fut.loop, fd);
+  if (!r || !r->drained) return 0;
+  r->drained = false;
+  return cio__fd_wait(t, fd, CIO__POLL_IN, who);
+}
+
+static int wait_public(int fd, unsigned dir, const char *who) {
+  struct cio_task *t = cio__current();
+  if (!t) return cio__fail(CIO_ENOTASK, "%s: must be called from inside a task", who);
+  return cio__fd_wait(t, fd, dir, who);
+}
+
+int cio_wait_readable(int fd) { return wait_public(fd, CIO__POLL_IN, "cio_wait_readable"); }
+int cio_wait_writable(int fd) { return wait_public(fd, CIO__POLL_OUT, "cio_wait_writable"); }
+
+/* ---- callbacks ----------------------------------------------------------------------- */
+
+static int add_cb(cio_loop *loop, int fd, unsigned dir, cio_callback_fn fn, void *arg,
+                  const char *who) {
+  int rc = cio__loop_check(loop, who);
+  if (rc < 0) return rc;
+  if (!fn) return cio__fail(-EINVAL, "%s: callback is NULL", who);
+  struct fdrec *r;
+  rc = rec_get(loop, fd, &r, who);
+  if (rc < 0) return rc;
+  struct slot *s = dir == CIO__POLL_IN ? &r->rd : &r->wr;
+  if (s->kind == SLOT_TASK)
+    return cio__fail(-EBUSY, "%s(fd %d): a task is waiting to %s this fd", who, fd, dir_verb(dir));
+  rc = arm(r, dir, who);
+  if (rc < 0) return rc;
+  if (s->kind == SLOT_CALLBACK) {
+    /* Replace, as asyncio does: a call of the old callback already queued
+     * is cancelled with it. */
+    if (s->queued) {
+      cio__loop_unqueue(loop, &s->cb);
+      s->queued = false;
+    }
+  } else {
+    s->kind = SLOT_CALLBACK;
+    loop->io_watchers++;
+  }
+  s->fn = fn;
+  s->arg = arg;
+  return 0;
+}
+
+static int remove_cb(cio_loop *loop, int fd, unsigned dir, const char *who) {
+  if (!loop) return cio__fail(-EINVAL, "%s: loop is NULL", who);
+  struct fdrec *r = rec_find(loop, fd);
+  if (!r) return 0;
+  struct slot *s = dir == CIO__POLL_IN ? &r->rd : &r->wr;
+  if (s->kind != SLOT_CALLBACK) return 0;
+  slot_clear(loop, s);
+  r->trust = UNTRUSTED; /* the fd may be closed next: make the next user check */
+  return 1;
+}
+
+int cio_add_reader(cio_loop *loop, int fd, cio_callback_fn fn, void *arg) {
+  return add_cb(loop, fd, CIO__POLL_IN, fn, arg, "cio_add_reader");
+}
+int cio_add_writer(cio_loop *loop, int fd, cio_callback_fn fn, void *arg) {
+  return add_cb(loop, fd, CIO__POLL_OUT, fn, arg, "cio_add_writer");
+}
+int cio_remove_reader(cio_loop *loop, int fd) {
+  return remove_cb(loop, fd, CIO__POLL_IN, "cio_remove_reader");
+}
+int cio_remove_writer(cio_loop *loop, int fd) {
+  return remove_cb(loop, fd, CIO__POLL_OUT, "cio_remove_writer");
+}
+
+/* ---- closing, forgetting, fresh fds ----------------------------------------------------- */
+
+static void forget(cio_loop *loop, int fd, const char *why) {
+  struct fdrec *r = rec_find(loop, fd);
+  if (!r) return;
+  rec_kill(r, why);
+  /* Drop the registration now: if the fd has duplicates (dup, fork), the
+   * kernel would keep reporting it after close(). */
+  if (r->armed) set_interest(r, 0);
+  r->armed = 0;
+  r->trust = UNTRUSTED;
+}
+
+int cio_fd_forget(int fd) {
+  if (fd < 0) return cio__fail(-EBADF, "cio_fd_forget: fd %d is not a valid file descriptor", fd);
+  forget(cio__running_loop, fd, "the fd was handed back with cio_fd_forget while a task waited on it");
+  return 0;
+}
+
+int cio_fd_close(int fd) {
+  if (fd < 0) return cio__fail(-EBADF, "cio_fd_close: fd %d is not a valid file descriptor", fd);
+  forget(cio__running_loop, fd, "the fd was closed with cio_fd_close while a task waited on it");
+  /* On Linux the fd is released even when close() reports EINTR. */
+  if (close(fd) < 0 && errno != EINTR)
+    return cio__fail(-errno, "cio_fd_close(fd %d): %s", fd, strerror(errno));
+  return 0;
+}
+
+void cio__fd_fresh(cio_loop *loop, int fd) {
+  struct fdrec *r = rec_find(loop, fd);
+  if (!r) return;
+  rec_kill(r, "the fd was closed with close() while a task waited on it, and its number was "
+              "reused (close fds with cio_fd_close)");
+  r->armed = 0; /* the old file's registration went with it */
+}
+
+void cio__fd_untrust(cio_loop *loop, int fd) {
+  struct fdrec *r = rec_find(loop, fd);
+  if (r) r->trust = UNTRUSTED;
+}
+
+int cio_fd_set_nonblocking(int fd, bool nonblocking) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return cio__fail(-errno, "cio_fd_set_nonblocking(fd %d): %s", fd, strerror(errno));
+  int nfl = nonblocking ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+  if (nfl != fl && fcntl(fd, F_SETFL, nfl) < 0)
+    return cio__fail(-errno, "cio_fd_set_nonblocking(fd %d): %s", fd, strerror(errno));
+  return 0;
+}
