@@ -22,6 +22,11 @@ case $flavour in
             filter="-R test_(loop|executor|io|sock)" ;;
   clang)    dir=build-clang;    opts="-DCIO_WERROR=ON"; export CC=clang ;;
   arm64)    dir=build-arm64;    opts="-DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCIO_BUILD_BENCH=OFF"
+            # For the assembly switch and the layers on it. The I/O layer's
+            # tests need threads and live sockets, which qemu-user does not
+            # run reliably (a plain pthread_create hangs on recent kernels);
+            # that layer has no architecture-specific code.
+            filter="-E test_(executor|io|sock)"
             sh tools/deps.sh arm64 ;;
   *) echo "usage: tools/test.sh [asan|ucontext|tsan|clang|arm64]" >&2; exit 2 ;;
 esac
