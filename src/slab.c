@@ -58,6 +58,10 @@ void *cio__slab_alloc(struct cio__slab *slab) {
     while (bytes < slab->size + CHUNK_HEADER) bytes *= 2;
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
+#ifdef CIO_ASAN
+    /* The address may have held task stacks before: clear their redzones. */
+    __asan_unpoison_memory_region(p, bytes);
+#endif
     struct chunk *c = p;
     c->bytes = bytes;
     c->next = slab->chunks;

@@ -13,8 +13,18 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "arch/switch.h" /* CIO_ASAN */
 #include "cio/task.h"
 #include "error.h"
+
+#ifdef CIO_ASAN
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+/* Dead frames leave redzones in the shadow of a stack; whatever is mapped at
+ * that address next must not inherit them. */
+#define UNMAP(p, n) (__asan_unpoison_memory_region((p), (n)), munmap((p), (n)))
+#else
+#define UNMAP(p, n) munmap((p), (n))
+#endif
 
 
 #ifndef MADV_GUARD_INSTALL
@@ -55,7 +65,7 @@ void cio__stack_pool_destroy(struct cio__stack_pool *pool) {
   struct cio__stack_chunk *c = pool->chunks;
   while (c) {
     struct cio__stack_chunk *next = c->next;
-    munmap(c->base, c->bytes);
+    UNMAP(c->base, c->bytes);
     free(c);
     c = next;
   }
@@ -158,7 +168,7 @@ static void unlink_chunk(struct cio__stack_pool *pool, struct cio__stack_chunk *
       *p = c->next;
       break;
     }
-  munmap(c->base, c->bytes);
+  UNMAP(c->base, c->bytes);
   free(c);
 }
 
