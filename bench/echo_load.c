@@ -145,6 +145,10 @@ int main(int argc, char **argv) {
   printf("conns=%d size=%zu seconds=%.2f requests=%llu rps=%.0f p50_us=%.1f p99_us=%.1f\n", nconn,
          size, seconds, (unsigned long long)requests, (double)requests / seconds, percentile(0.50),
          percentile(0.99));
+  /* The same in the one-line format of the benchmark harness (bench/run.py). */
+  printf("echo_load: %.0f req/s, p50 %.1f us, p99 %.1f us, %llu requests\n",
+         (double)requests / seconds, percentile(0.50), percentile(0.99),
+         (unsigned long long)requests);
   for (int i = 0; i < nconn; i++) close(cs[i].fd);
   return 0;
 }

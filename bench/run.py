@@ -52,9 +52,10 @@ LOADGEN_CPU = "1"
 # missing. Their command lines are templates: adjust here if a program's CLI
 # differs. {bin} is the binary, {port} the TCP port, {conns} the connection
 # count, {seconds} the measuring time, {size} the message size.
-CIO_ECHO_SERVER = ("examples/echo_server", "{bin} {port}")
-EPOLL_ECHO_SERVER = ("bench/bench_epoll_echo", "{bin} {port}")
-ECHO_LOAD = ("bench/bench_echo_load", "{bin} 127.0.0.1 {port} {conns} {seconds} 0 {size}")
+CIO_ECHO_SERVER = ("examples/echo_server", "{bin} 127.0.0.1 {port}")
+EPOLL_ECHO_SERVER = ("bench/bench_epoll_echo", "{bin} 127.0.0.1 {port}")
+# host port connections seconds size warm-up (the harness warms up itself)
+ECHO_LOAD = ("bench/bench_echo_load", "{bin} 127.0.0.1 {port} {conns} {seconds} {size} 0")
 
 ECHO_SIZE = 64
 ECHO_CONNS = [1, 50, 1000]
