@@ -11,6 +11,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -85,6 +86,30 @@ static inline void trace_clear(void) {
   } while (0)
 
 #define assert_time(expected) assert_float_equal(cio_test_elapsed, (expected), 1e-9)
+
+/* Create a task in the running loop; a failure fails the test. */
+static inline cio_task *spawn_task(cio_task_fn fn, void *arg) {
+  cio_task *t = cio_create_task(fn, arg, NULL);
+  if (!t) fail_msg("cio_create_task: %s", cio_errmsg());
+  return t;
+}
+#define SPAWN(fn, arg) spawn_task((fn), (void *)(intptr_t)(arg))
+
+/* Await each task (a cancelled one is fine) and release it. */
+static inline void join_all(cio_task **ts, int n) {
+  for (int i = 0; i < n; i++) {
+    int rc = cio_await(ts[i], NULL);
+    if (rc < 0 && rc != -ECANCELED) fail_msg("task %d: %s (%s)", i, cio_err_name(rc), cio_errmsg());
+    cio_task_unref(ts[i]);
+  }
+}
+
+/* run_virtual with an empty trace; the main task must succeed. */
+static inline void run_ok(cio_task_fn fn, void *arg) {
+  trace_clear();
+  int rc = run_virtual(fn, arg);
+  if (rc < 0) fail_msg("main task: %s (%s)", cio_err_name(rc), cio_errmsg());
+}
 
 /* Cross builds run under qemu-user (CIO_TEST_EMULATED=1), whose threads and
  * SIGSEGV delivery do not work on every host kernel: such tests are skipped

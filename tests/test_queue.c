@@ -9,26 +9,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static cio_task *spawn(cio_task_fn fn, void *arg) {
-  cio_task *t = cio_create_task(fn, arg, NULL);
-  if (!t) fail_msg("cio_create_task: %s", cio_errmsg());
-  return t;
-}
-#define SPAWN(fn, arg) spawn((fn), (void *)(intptr_t)(arg))
-
-static void join_all(cio_task **ts, int n) {
-  for (int i = 0; i < n; i++) {
-    int rc = cio_await(ts[i], NULL);
-    if (rc < 0 && rc != -ECANCELED) fail_msg("task %d: %s (%s)", i, cio_err_name(rc), cio_errmsg());
-    cio_task_unref(ts[i]);
-  }
-}
-
-static void run_ok(cio_task_fn fn, void *arg) {
-  trace_clear();
-  int rc = run_virtual(fn, arg);
-  if (rc < 0) fail_msg("main task: %s (%s)", cio_err_name(rc), cio_errmsg());
-}
 
 static cio_queue Q;
 
@@ -211,7 +191,7 @@ static int cancel_waiting_main(void *arg, void **res) {
   assert_int_equal(cio_task_cancel(t, NULL), 1);
   join_all(&t, 1);
   assert_code(cio_queue_put_nowait(&Q, S("a")), 0);
-  cio_task *u = spawn(cw_putter, "b"), *v = spawn(cw_putter, "c");
+  cio_task *u = spawn_task(cw_putter, "b"), *v = spawn_task(cw_putter, "c");
   assert_code(cio_sleep(0.5), 0);
   assert_int_equal(cio_task_cancel(u, NULL), 1);
   assert_code(cio_sleep(0.5), 0);
@@ -269,8 +249,8 @@ static int shutdown_waiters_main(void *arg, void **res) {
   assert_code(cio_queue_put_nowait(&Q, S("a")), 0);
   assert_code(cio_queue_put_nowait(&Q, S("b")), 0);
   cio_task *ts[4];
-  ts[0] = spawn(sw_putter, "c");
-  ts[1] = spawn(sw_putter, "d");
+  ts[0] = spawn_task(sw_putter, "c");
+  ts[1] = spawn_task(sw_putter, "d");
   assert_code(cio_sleep(1.0), 0);
   assert_code(cio_queue_shutdown(&Q, false), 0);
   assert_true(cio_queue_is_shutdown(&Q));
@@ -638,7 +618,7 @@ static int no_barging_main(void *arg, void **res) {
   /* Putters: a slot freed for a waiting putter is promised to it. */
   assert_code(cio_queue_init(&Q, 1), 0);
   assert_code(cio_queue_put_nowait(&Q, S("a")), 0);
-  cio_task *p = spawn(cw_putter, "b");
+  cio_task *p = spawn_task(cw_putter, "b");
   assert_code(cio_yield(), 0);
   assert_code(cio_queue_get_nowait(&Q, &item), 0);
   trace("got %s", str(item));
@@ -675,7 +655,7 @@ static int both_main(void *arg, void **res) {
   ts[0] = SPAWN(sg_getter, 0);
   assert_code(cio_yield(), 0);        /* g0 waits */
   ts[1] = SPAWN(sg_getter, 1);        /* will wait: x is promised to g0 */
-  ts[2] = spawn(sw_putter, "y");      /* will wait: the queue is full */
+  ts[2] = spawn_task(sw_putter, "y");      /* will wait: the queue is full */
   ts[3] = SPAWN(both_shutter, 0);     /* runs after them, before g0 */
   assert_code(cio_queue_put_nowait(&Q, S("x")), 0);
   join_all(ts, 4);

@@ -10,27 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static cio_task *spawn(cio_task_fn fn, void *arg) {
-  cio_task *t = cio_create_task(fn, arg, NULL);
-  if (!t) fail_msg("cio_create_task: %s", cio_errmsg());
-  return t;
-}
-#define SPAWN(fn, arg) spawn((fn), (void *)(intptr_t)(arg))
-
-/* Await each task (a cancelled one is fine) and release it. */
-static void join_all(cio_task **ts, int n) {
-  for (int i = 0; i < n; i++) {
-    int rc = cio_await(ts[i], NULL);
-    if (rc < 0 && rc != -ECANCELED) fail_msg("task %d: %s (%s)", i, cio_err_name(rc), cio_errmsg());
-    cio_task_unref(ts[i]);
-  }
-}
-
-static void run_ok(cio_task_fn fn, void *arg) {
-  trace_clear();
-  int rc = run_virtual(fn, arg);
-  if (rc < 0) fail_msg("main task: %s (%s)", cio_err_name(rc), cio_errmsg());
-}
 
 struct warg {
   int i;
