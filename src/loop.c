@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,13 @@ CIO__TLS cio_loop *cio__running_loop;
 
 void cio__timers_expire(cio_loop *loop, int64_t now);
 
+/* Handles come from the loop's slab (no malloc per call_later); the magic
+ * comes first, where a freed slab object keeps it, so that a second release
+ * is caught while the loop lives. */
 struct cio_handle {
-  struct cio__timer timer; /* timer.cb is the ready-queue node */
   uint32_t magic;
   int refs;                /* the loop's while scheduled, plus the user's */
+  struct cio__timer timer; /* timer.cb is the ready-queue node */
   bool cancelled, scheduled, is_timer;
   cio_loop *loop;
   cio_callback_fn fn;
@@ -175,6 +179,7 @@ void cio__loop_unref(cio_loop *loop) {
   if (--loop->refs > 0) return;
   cio__slab_release(&loop->task_slab);
   cio__slab_release(&loop->future_slab);
+  cio__slab_release(&loop->handle_slab);
   pthread_mutex_destroy(&loop->inbox_lock);
   free(loop);
 }
@@ -219,8 +224,9 @@ static void handle_discard(struct cio__cb *cb) {
 static void release_handle(struct cio_handle *h) {
   if (--h->refs > 0) return;
   h->magic = HANDLE_DEAD;
-  cio__loop_unref(h->loop);
-  free(h);
+  cio_loop *loop = h->loop;
+  cio__slab_free(&loop->handle_slab, h);
+  cio__loop_unref(loop);
 }
 
 static int schedule(cio_loop *loop, const char *who, bool timer, int64_t when, cio_callback_fn fn,
@@ -229,7 +235,9 @@ static int schedule(cio_loop *loop, const char *who, bool timer, int64_t when, c
   int rc = cio__loop_check(loop, who);
   if (rc < 0) return rc;
   if (!fn) return cio__fail(-EINVAL, "%s: callback is NULL", who);
-  struct cio_handle *h = malloc(sizeof *h);
+  if (!loop->handle_slab.size)
+    cio__slab_init(&loop->handle_slab, sizeof(struct cio_handle), offsetof(struct cio_handle, fn));
+  struct cio_handle *h = cio__slab_alloc(&loop->handle_slab);
   if (!h) return cio__fail(-ENOMEM, "%s: out of memory", who);
   cio__timer_init(&h->timer, handle_run);
   h->magic = HANDLE_MAGIC;
@@ -243,7 +251,7 @@ static int schedule(cio_loop *loop, const char *who, bool timer, int64_t when, c
   if (timer) {
     rc = cio__timer_arm(loop, &h->timer, when);
     if (rc < 0) {
-      free(h);
+      cio__slab_free(&loop->handle_slab, h);
       return rc;
     }
   } else {

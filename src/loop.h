@@ -122,6 +122,7 @@ struct cio_loop {
    * released with the loop's own memory: they may outlive close. */
   struct cio__slab task_slab;
   struct cio__slab future_slab;
+  struct cio__slab handle_slab; /* call_soon/call_later handles (this layer's) */
 
   /* The default executor, owned by the executor layer: shut down (waiting or
    * not) when cio_run ends or the loop closes. */
