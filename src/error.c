@@ -70,8 +70,6 @@ int cio_raise(int code, const char *fmt, ...) {
   return code;
 }
 
-int cio__errcode_thread(void) { return slot()->code; }
-
 int cio_errcode(void) { return slot()->code; }
 
 const char *cio_errmsg(void) {

@@ -31,9 +31,6 @@ int cio__fail_static(int code, const char *msg);
 /* Record code with a copy of msg (NULL: the description). Returns code. */
 int cio__fail_copy(int code, const char *msg);
 
-/* The code of the last failure in the current slot. */
-int cio__errcode_thread(void);
-
 /* Point this thread at a task's slot (NULL = the thread's own slot). Inline:
  * it runs at every task switch. */
 extern CIO__TLS struct cio__errslot *cio__cur_slot;

@@ -182,7 +182,7 @@ static void run_job(struct job *j) {
   /* A message left in this thread's error slot by an earlier job must not
    * be mistaken for this one's. */
   bool owned = false;
-  const char *stale = cio__errslot_take(cio__errcode_thread(), &owned);
+  const char *stale = cio__errslot_take(cio_errcode(), &owned);
   if (owned) free((void *)stale);
   current_job = j;
   void *result = NULL;

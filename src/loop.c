@@ -520,7 +520,6 @@ int cio__loop_run_until(cio_loop *loop, bool (*until)(void *), void *arg) {
   if (loop->running || cio__running_loop)
     return cio__fail(CIO_ERUNNING, "cio_loop_run: an event loop is already running in this thread");
   loop->running = true;
-  loop->thread = pthread_self();
   cio__running_loop = loop;
   get_thread_stack(loop);
   cio__stack_overflow_guard_thread();

@@ -104,7 +104,6 @@ struct cio_loop {
   atomic_bool ever_threadsafe;
   atomic_int jobs_in_flight;  /* executor jobs that will complete via the inbox */
 
-  pthread_t thread;        /* valid while running */
   void *thread_stack_lo;   /* the running thread's own stack, for the sanitizers */
   size_t thread_stack_size;
 

@@ -140,7 +140,7 @@ int cio__stack_get(struct cio__stack_pool *pool, size_t size, struct cio__stack 
   struct cio__stack_chunk *c = pooled ? pool->carving : NULL;
   if (!c || c->carved == c->nstacks) {
     c = new_chunk(size, pooled ? pool->chunk_stacks : 1);
-    if (!c) return cio__errcode_thread();
+    if (!c) return cio_errcode();
     c->next = pool->chunks;
     pool->chunks = c;
     if (pooled) {

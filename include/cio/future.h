@@ -50,6 +50,7 @@ CIO_NODISCARD int cio_future_set_error(cio_future *fut, int code, const char *fm
  * msg may be NULL; it is copied. For a task use cio_task_cancel. */
 int cio_future_cancel(cio_future *fut, const char *msg);
 
+/* Whether fut is done / cancelled; false for NULL or a dead future. */
 bool cio_future_done(const cio_future *fut);
 bool cio_future_cancelled(const cio_future *fut);
 
@@ -74,6 +75,7 @@ CIO_NODISCARD int cio_future_add_done_callback(cio_future *fut, cio_done_fn fn, 
  * were removed, or -EINVAL. */
 int cio_future_remove_done_callback(cio_future *fut, cio_done_fn fn, void *arg);
 
+/* The loop fut belongs to; NULL for NULL or a dead future. */
 cio_loop *cio_future_get_loop(const cio_future *fut);
 
 /* await fut from the current task: suspends until fut is done (does not

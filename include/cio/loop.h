@@ -122,6 +122,7 @@ CIO_NODISCARD int cio_loop_run_forever(cio_loop *loop);
  * return. Returns 0 or -EINVAL. */
 int cio_loop_stop(cio_loop *loop);
 
+/* Whether the loop is running / closed; false for NULL. */
 bool cio_loop_is_running(const cio_loop *loop);
 bool cio_loop_is_closed(const cio_loop *loop);
 
@@ -136,6 +137,7 @@ double cio_loop_time(const cio_loop *loop);
 /* The same in integer nanoseconds. */
 int64_t cio_loop_time_ns(const cio_loop *loop);
 
+/* Whether the loop uses the virtual clock; false for NULL. */
 bool cio_loop_is_virtual(const cio_loop *loop);
 
 /* ---- callbacks ------------------------------------------------------------- */

@@ -54,7 +54,9 @@ typedef struct cio_task_options {
 cio_task *cio_create_task(cio_task_fn fn, void *arg, const cio_task_options *opts);
 
 /* The same on an explicit loop, which need not be running (the task starts
- * when it runs). eager_start is honoured only on a running loop. */
+ * when it runs). eager_start is honoured only on a running loop. Returns the
+ * task (the caller owns one reference) or NULL with cio_errcode(): -EINVAL
+ * (loop or fn NULL, stack size over 1 GiB), CIO_ECLOSED, -ENOMEM. */
 cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
                                const cio_task_options *opts);
 
@@ -69,7 +71,8 @@ int cio_task_unref(cio_task *task);
  * stays listed by cio_all_tasks. Returns 0 or -EINVAL. */
 int cio_task_detach(cio_task *task);
 
-/* The task viewed as a future (not a new reference). */
+/* The task viewed as a future (not a new reference); NULL if task is not a
+ * live task. */
 cio_future *cio_task_future(cio_task *task);
 
 /* await task: as cio_future_await on its future. Returns the task's outcome
@@ -89,20 +92,24 @@ CIO_NODISCARD int cio_task_await(cio_task *task, void **result);
  * the message of the -ECANCELED delivered. */
 int cio_task_cancel(cio_task *task, const char *msg);
 
-/* Requests not yet withdrawn by cio_task_uncancel. */
+/* Requests not yet withdrawn by cio_task_uncancel; 0 for NULL or a dead
+ * task. */
 int cio_task_cancelling(const cio_task *task);
 
 /* Withdraw one request (never below 0); at 0 a request not yet delivered is
  * rescinded. No effect on a done task. Returns the new count, or -EINVAL. */
 int cio_task_uncancel(cio_task *task);
 
+/* Whether the task is done / ended cancelled; false for NULL or a dead task. */
 bool cio_task_done(const cio_task *task);
 bool cio_task_cancelled(const cio_task *task);
 
-/* The outcome of a done task, as cio_future_result. */
+/* The outcome of a done task, as cio_future_result: 0 with *result, its
+ * error code, -ECANCELED, CIO_EINVALSTATE while pending, -EINVAL for NULL. */
 int cio_task_result(cio_task *task, void **result);
 
-/* The task's name ("Task-N" unless set). Owned by the task. */
+/* The task's name ("Task-N" unless set). Owned by the task; never NULL
+ * ("(not a task)" for NULL or a dead task, "Task-?" when out of memory). */
 const char *cio_task_get_name(cio_task *task);
 
 /* Rename. Returns 0, -EINVAL, -ENOMEM. */
@@ -142,7 +149,7 @@ int cio_loop_print_tasks(cio_loop *loop, void *out);
  * -EINVAL for NaN, CIO_ENOTASK outside a task. Allocates nothing. */
 CIO_NODISCARD int cio_sleep(double delay);
 
-/* Yield once: cio_sleep(0). */
+/* Yield once: cio_sleep(0). Returns 0, -ECANCELED, CIO_ENOTASK. */
 CIO_NODISCARD int cio_yield(void);
 
 /* ---- task-local values (contextvars) ----------------------------------------
@@ -155,7 +162,8 @@ typedef struct cio_local_key {
   const char *name;
 } cio_local_key;
 
-/* The value of key in the current task (or loop), or dflt if unset. */
+/* The value of key in the current task (or loop), or dflt if unset, if key
+ * is NULL, or if no loop runs in this thread. */
 void *cio_local_get(const cio_local_key *key, void *dflt);
 
 /* Set key's value in the current task (or the running loop). Returns 0,
