@@ -511,17 +511,16 @@ static void attempt_failed(struct attempts *a, const struct sockaddr *sa, int co
   a->last = code;
 }
 
-int cio_tcp_listen(const char *host, const char *port, int backlog) {
-  const char *who = "cio_tcp_listen";
-  struct cio_task *t;
-  int rc = need_task(who, &t);
-  if (rc < 0) return rc;
-  if (!port) return cio__fail(-EINVAL, "%s: port is NULL", who);
-  if (host && !*host) host = NULL;
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE};
+/* Resolve host:port and try each address in order: a fresh non-blocking
+ * socket, then setup(fd, ai, arg) (bind+listen, or connect). Returns the
+ * first fd set up, -ECANCELED at once if setup was cancelled, else the last
+ * error with every attempt in the message. */
+static int open_first(struct cio_task *t, const char *who, const char *host, const char *port,
+                      int flags, int (*setup)(int fd, const struct addrinfo *ai, void *arg),
+                      void *arg) {
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = flags};
   struct addrinfo *res;
-  rc = cio_getaddrinfo(host, port, &hints, &res);
+  int rc = cio_getaddrinfo(host, port, &hints, &res);
   if (rc < 0) return rc;
   struct attempts at = {.last = -EADDRNOTAVAIL};
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -531,45 +530,8 @@ int cio_tcp_listen(const char *host, const char *port, int backlog) {
       continue;
     }
     cio__fd_fresh(t->fut.loop, fd);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-        listen(fd, backlog > 0 ? backlog : 100) < 0) {
-      int e = errno;
-      close(fd);
-      attempt_failed(&at, ai->ai_addr, -e);
-      continue;
-    }
-    freeaddrinfo(res);
-    return fd;
-  }
-  freeaddrinfo(res);
-  return cio__fail(at.last, "%s(%s, %s): %s", who, host ? host : "*", port,
-                   at.len ? at.text : "no address");
-}
-
-int cio_tcp_connect(const char *host, const char *port) {
-  const char *who = "cio_tcp_connect";
-  struct cio_task *t;
-  int rc = need_task(who, &t);
-  if (rc < 0) return rc;
-  if (!host || !port) return cio__fail(-EINVAL, "%s: host or port is NULL", who);
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  struct addrinfo *res;
-  rc = cio_getaddrinfo(host, port, &hints, &res);
-  if (rc < 0) return rc;
-  struct attempts at = {.last = -EADDRNOTAVAIL};
-  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      attempt_failed(&at, ai->ai_addr, -errno);
-      continue;
-    }
-    cio__fd_fresh(t->fut.loop, fd);
-    rc = cio_sock_connect(fd, ai->ai_addr, ai->ai_addrlen);
+    rc = setup(fd, ai, arg);
     if (rc == 0) {
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       freeaddrinfo(res);
       return fd;
     }
@@ -581,7 +543,45 @@ int cio_tcp_connect(const char *host, const char *port) {
     attempt_failed(&at, ai->ai_addr, rc);
   }
   freeaddrinfo(res);
-  return cio__fail(at.last, "%s(%s, %s): %s", who, host, port, at.len ? at.text : "no address");
+  return cio__fail(at.last, "%s(%s, %s): %s", who, host ? host : "*", port,
+                   at.len ? at.text : "no address");
+}
+
+static int bind_listen(int fd, const struct addrinfo *ai, void *arg) {
+  int backlog = *(int *)arg, one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog > 0 ? backlog : 100) < 0)
+    return -errno;
+  return 0;
+}
+
+static int connect_nodelay(int fd, const struct addrinfo *ai, void *arg) {
+  (void)arg;
+  int rc = cio_sock_connect(fd, ai->ai_addr, ai->ai_addrlen);
+  if (rc == 0) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  return rc;
+}
+
+int cio_tcp_listen(const char *host, const char *port, int backlog) {
+  const char *who = "cio_tcp_listen";
+  struct cio_task *t;
+  int rc = need_task(who, &t);
+  if (rc < 0) return rc;
+  if (!port) return cio__fail(-EINVAL, "%s: port is NULL", who);
+  if (host && !*host) host = NULL;
+  return open_first(t, who, host, port, AI_PASSIVE, bind_listen, &backlog);
+}
+
+int cio_tcp_connect(const char *host, const char *port) {
+  const char *who = "cio_tcp_connect";
+  struct cio_task *t;
+  int rc = need_task(who, &t);
+  if (rc < 0) return rc;
+  if (!host || !port) return cio__fail(-EINVAL, "%s: host or port is NULL", who);
+  return open_first(t, who, host, port, 0, connect_nodelay, NULL);
 }
 
 static int unix_addr(const char *path, struct sockaddr_un *sun, const char *who) {
