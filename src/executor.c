@@ -153,7 +153,7 @@ static void job_done(struct cio__cb *cb) {
     j->waiter = NULL;
     if (w->fut.state == CIO__PENDING) {
       if (j->rc >= 0) {
-        cio__future_complete(&w->fut, CIO__RESULT, 0, j->result, NULL, false);
+        cio__future_complete(&w->fut, CIO__RESULT, j->rc, j->result, NULL, false);
       } else {
         int state = j->rc == -ECANCELED ? CIO__CANCELLED : CIO__ERROR;
         cio__future_complete(&w->fut, state, j->rc, NULL, j->msg, j->msg != NULL);

@@ -123,6 +123,9 @@ int cio_future_unref(cio_future *f) {
   if (f->magic != CIO__FUT_MAGIC)
     return cio__fail(CIO_EDOUBLEFREE, "cio_future_unref: future released more times than referenced");
   if (f->flags & CIO__F_LOCAL) return 0;
+  if ((f->flags & CIO__F_LOOPREF) && f->refs <= 1)
+    return cio__fail(CIO_EDOUBLEFREE, "cio_task_unref: the task is still pending and was released "
+                                      "more times than referenced (unref after detach?)");
   if (--f->refs > 0) return 0;
   if (f->flags & CIO__F_TASK) {
     cio__task_free_hook(f);
@@ -249,7 +252,7 @@ int cio__future_outcome(struct cio_future *f, void **result) {
   switch (f->state) {
   case CIO__RESULT:
     if (result) *result = f->result;
-    return 0;
+    return f->code;
   case CIO__ERROR:
     f->flags |= CIO__F_RETRIEVED;
     return f->msg ? cio__fail_copy(f->code, f->msg) : cio__fail_static(f->code, NULL);
@@ -272,7 +275,7 @@ int cio_future_error(cio_future *f) {
   if (f->state == CIO__PENDING)
     return cio__fail_static(CIO_EINVALSTATE, "cio_future_error: the future is not done yet");
   if (f->state == CIO__ERROR) f->flags |= CIO__F_RETRIEVED;
-  return f->code;
+  return f->state == CIO__RESULT ? 0 : f->code;
 }
 
 const char *cio_future_error_message(const cio_future *f) {

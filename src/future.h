@@ -15,6 +15,8 @@ enum { CIO__PENDING, CIO__RESULT, CIO__ERROR, CIO__CANCELLED };
 #define CIO__F_RETRIEVED 4u /* its error was read */
 #define CIO__F_MSG_OWNED 8u
 #define CIO__F_HOOKED 16u   /* a struct cio__hooked_future: cancel goes through its hook */
+#define CIO__F_LOOPREF 32u  /* a task the loop still holds (not done): one of refs is the
+                               loop's, so a release that would take refs to 0 is refused */
 
 #define CIO__FUT_MAGIC 0x66757475u
 #define CIO__FUT_DEAD 0xdeadf007u
@@ -24,7 +26,7 @@ struct cio_future {
   uint8_t state;
   uint8_t flags;
   int32_t refs;
-  int code;
+  int code;       /* state ERROR/CANCELLED: the code; RESULT: the body's value (>= 0) */
   cio_loop *loop;
   void *result;
   const char *msg; /* error or cancel message, NULL = the code's description */
@@ -62,7 +64,8 @@ void cio__future_add_waiter(struct cio_future *f, struct cio__cb *cb);
 /* Unlink cb if it is still waiting on f; returns whether it was. */
 bool cio__future_remove_waiter(struct cio_future *f, struct cio__cb *cb);
 
-/* The outcome, for an awaiter: 0 with *result, or the code with the message
+/* The outcome, for an awaiter: the non-negative value (0 for a plain future,
+ * a task body's return value) with *result, or the code with the message
  * recorded as the current task's last error. Marks an error retrieved. */
 int cio__future_outcome(struct cio_future *f, void **result);
 

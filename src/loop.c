@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LOOP_MAGIC 0x6c6f6f70u
 #define HANDLE_MAGIC 0x68646c65u
@@ -22,6 +23,7 @@
 #define VIRTUAL_IO_GRACE_NS 5000000
 
 CIO__TLS cio_loop *cio__running_loop;
+atomic_uint cio__fork_gen;
 
 void cio__timers_expire(cio_loop *loop, int64_t now);
 
@@ -33,6 +35,7 @@ struct cio_handle {
   int refs;                /* the loop's while scheduled, plus the user's */
   struct cio__timer timer; /* timer.cb is the ready-queue node */
   bool cancelled, scheduled, is_timer;
+  bool user_ref;           /* the caller's reference is not yet released */
   cio_loop *loop;
   cio_callback_fn fn;
   void *arg;
@@ -52,7 +55,7 @@ int64_t cio__loop_now(const cio_loop *loop) {
 
 int64_t cio__seconds_to_ns(double s) {
   if (!(s > 0)) return 0;
-  if (s > 9.2e9) return INT64_MAX / 2; /* ~292 years: as good as never */
+  if (s >= (double)CIO__NEVER / 1e9) return CIO__NEVER; /* ~146 years: never */
   return (int64_t)llround(s * 1e9);
 }
 
@@ -92,10 +95,83 @@ static void discard_node(struct cio__cb *cb) {
     }
 }
 
+/* ---- live objects ------------------------------------------------------------- */
+
+/* Loops and executors are few and long-lived: a small process-wide list of
+ * the live ones lets a second free be refused instead of touching freed
+ * memory (a new object at the same address is, of course, live again). */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static void **live;
+static size_t nlive, live_cap;
+
+int cio__live_add(void *p) {
+  pthread_mutex_lock(&live_lock);
+  if (nlive == live_cap) {
+    size_t cap = live_cap ? live_cap * 2 : 16;
+    void **n = realloc(live, cap * sizeof *n);
+    if (!n) {
+      pthread_mutex_unlock(&live_lock);
+      return -ENOMEM;
+    }
+    live = n;
+    live_cap = cap;
+  }
+  live[nlive++] = p;
+  pthread_mutex_unlock(&live_lock);
+  return 0;
+}
+
+bool cio__live_remove(void *p, bool remove) {
+  bool found = false;
+  pthread_mutex_lock(&live_lock);
+  for (size_t i = 0; i < nlive; i++)
+    if (live[i] == p) {
+      found = true;
+      if (remove) live[i] = live[--nlive];
+      break;
+    }
+  if (remove && nlive == 0) {
+    free(live); /* nothing left: leave no allocation behind for leak checkers */
+    live = NULL;
+    live_cap = 0;
+  }
+  pthread_mutex_unlock(&live_lock);
+  return found;
+}
+
+/* ---- fork ----------------------------------------------------------------------- */
+
+/* In the child of fork() only the forking thread exists, and the loop shares
+ * its epoll instance and eventfd with the parent: any use would steal the
+ * parent's events or change its registrations. The loop this thread was
+ * running (fork called from a task or a callback) stops after the code that
+ * called fork() returns to it, without polling; every other entry point
+ * refuses an inherited loop with CIO_EFORKED. This thread runs no loop and no
+ * task any more, so that it can run a new loop (asyncio's rule). */
+static void after_fork_child(void) {
+  atomic_fetch_add_explicit(&cio__fork_gen, 1, memory_order_relaxed);
+  cio_loop *loop = cio__running_loop;
+  if (loop) {
+    loop->batch = NULL; /* the rest of this batch is the parent's business */
+    loop->stopping = true;
+  }
+  cio__running_loop = NULL;
+  cio__errslot_use(NULL);
+  cio__stack_set_running(NULL, NULL, 0);
+}
+
+static int forked_fail(const char *who) {
+  return cio__fail(CIO_EFORKED,
+                   "%s: this event loop was inherited across fork(); the child cannot use it "
+                   "(create and run a new loop in the child)",
+                   who);
+}
+
 /* ---- lifecycle ----------------------------------------------------------------- */
 
 int cio__loop_check(const cio_loop *loop, const char *who) {
   if (!loop) return cio__fail(-EINVAL, "%s: loop is NULL", who);
+  if (cio__loop_forked(loop)) return forked_fail(who);
   if (loop->closed) return cio__fail(CIO_ECLOSED, "%s: the event loop is closed", who);
   return 0;
 }
@@ -108,12 +184,20 @@ static bool env_flag(const char *name) {
 int cio_loop_new(cio_loop **out, const cio_loop_options *opts) {
   if (!out) return cio__fail(-EINVAL, "cio_loop_new: out is NULL");
   *out = NULL;
+  if (opts && opts->default_stack_size > CIO__STACK_MAX)
+    return cio__fail(-EINVAL, "cio_loop_new: default_stack_size %zu is over 1 GiB",
+                     opts->default_stack_size);
   cio_loop *loop = calloc(1, sizeof *loop);
   if (!loop) return cio__fail_static(-ENOMEM, "cio_loop_new: out of memory");
   int rc = cio__poller_init(&loop->poller);
   if (rc < 0) {
     free(loop);
     return cio__fail(rc, "cio_loop_new: creating the poller failed: %s", strerror(-rc));
+  }
+  if (cio__live_add(loop) < 0) {
+    cio__poller_close(&loop->poller);
+    free(loop);
+    return cio__fail_static(-ENOMEM, "cio_loop_new: out of memory");
   }
   cio__queue_init(&loop->ready);
   cio__queue_init(&loop->inbox);
@@ -122,6 +206,8 @@ int cio_loop_new(cio_loop **out, const cio_loop_options *opts) {
   loop->virtual_time = env_flag("CIO_VIRTUAL_TIME") || (opts && opts->virtual_time);
   loop->no_deadlock_check = opts && opts->no_deadlock_check;
   loop->refs = 1;
+  atomic_init(&loop->foreign_refs, 1);
+  loop->fork_gen = atomic_load_explicit(&cio__fork_gen, memory_order_relaxed);
   cio__stack_pool_init(&loop->stacks, opts ? opts->default_stack_size : 0);
   *out = loop;
   return 0;
@@ -166,7 +252,10 @@ int cio_loop_close(cio_loop *loop) {
   }
   if (loop->abandon_tasks) loop->abandon_tasks(loop);
   if (loop->io_close) loop->io_close(loop);
-  if (loop->default_executor_shutdown) loop->default_executor_shutdown(loop, false);
+  /* An inherited loop's executor threads live in the parent only: its
+   * records are left alone (a small leak in the child, never a hang). */
+  if (loop->default_executor_shutdown && !cio__loop_forked(loop))
+    loop->default_executor_shutdown(loop, false);
   cio__stack_pool_destroy(&loop->stacks);
   cio__poller_close(&loop->poller);
   free(loop->heap);
@@ -175,8 +264,7 @@ int cio_loop_close(cio_loop *loop) {
   return 0;
 }
 
-void cio__loop_unref(cio_loop *loop) {
-  if (--loop->refs > 0) return;
+static void loop_destroy(cio_loop *loop) {
   cio__slab_release(&loop->task_slab);
   cio__slab_release(&loop->future_slab);
   cio__slab_release(&loop->handle_slab);
@@ -184,13 +272,48 @@ void cio__loop_unref(cio_loop *loop) {
   free(loop);
 }
 
+/* Drop one unit of foreign_refs; the last one frees the memory. Under the
+ * inbox lock, so that a thread's wake-up (also under it) never touches a
+ * loop that another thread has just freed. */
+static int foreign_drop(cio_loop *loop, bool wake) {
+  pthread_mutex_lock(&loop->inbox_lock);
+  int left = atomic_fetch_sub_explicit(&loop->foreign_refs, 1, memory_order_acq_rel) - 1;
+  if (wake && left > 0 && !loop->closed && !cio__loop_forked(loop) &&
+      !atomic_exchange_explicit(&loop->inbox_signaled, true, memory_order_acq_rel))
+    cio__poller_wake(&loop->poller); /* let it look at its deadlock rule again */
+  pthread_mutex_unlock(&loop->inbox_lock);
+  if (left == 0) loop_destroy(loop);
+  return 0;
+}
+
+void cio__loop_unref(cio_loop *loop) {
+  if (--loop->refs > 0) return;
+  foreign_drop(loop, false);
+}
+
+int cio_loop_ref_threadsafe(cio_loop *loop) {
+  if (!loop) return cio__fail(-EINVAL, "cio_loop_ref_threadsafe: loop is NULL");
+  atomic_fetch_add_explicit(&loop->foreign_refs, 1, memory_order_relaxed);
+  return 0;
+}
+
+int cio_loop_unref_threadsafe(cio_loop *loop) {
+  if (!loop) return cio__fail(-EINVAL, "cio_loop_unref_threadsafe: loop is NULL");
+  if (atomic_load_explicit(&loop->foreign_refs, memory_order_acquire) <= 1)
+    return cio__fail(CIO_EDOUBLEFREE,
+                     "cio_loop_unref_threadsafe: more releases than cio_loop_ref_threadsafe calls");
+  return foreign_drop(loop, true);
+}
+
 int cio_loop_free(cio_loop *loop) {
   if (!loop) return 0;
+  if (!cio__live_remove(loop, false))
+    return cio__fail(CIO_EDOUBLEFREE, "cio_loop_free: not a live loop (freed twice?)");
   if (loop->running)
     return cio__fail(CIO_ERUNNING, "cio_loop_free: cannot free a running event loop");
-  if (loop->freed) return cio__fail(CIO_EDOUBLEFREE, "cio_loop_free: loop freed twice");
   int rc = cio_loop_close(loop);
   if (rc < 0) return rc;
+  cio__live_remove(loop, true);
   loop->freed = true;
   cio__loop_unref(loop);
   return 0;
@@ -208,9 +331,17 @@ int cio_loop_stop(cio_loop *loop) {
 
 /* ---- callbacks and handles ------------------------------------------------------ */
 
+/* A handle's states: armed (a timer in the heap), queued (its node in the
+ * ready queue: a call_soon, or a timer that fired), running, ran, cancelled.
+ * The loop holds one reference from scheduling until the handle leaves the
+ * heap or the queue (run, discarded at close, or a cancelled timer taken out
+ * of the heap); the user holds one (user_ref) until cio_handle_unref. A
+ * cancelled handle that is queued stays queued and is skipped when its turn
+ * comes (asyncio does the same), so its node is released exactly once. */
 static void handle_run(struct cio__cb *cb) {
   struct cio_handle *h = CIO__CONTAINER_OF(cb, struct cio_handle, timer.cb);
   h->scheduled = false;
+  h->timer.slot = CIO__TIMER_IDLE;
   if (!h->cancelled) h->fn(h->arg);
   release_handle(h);
 }
@@ -242,6 +373,7 @@ static int schedule(cio_loop *loop, const char *who, bool timer, int64_t when, c
   cio__timer_init(&h->timer, handle_run);
   h->magic = HANDLE_MAGIC;
   h->refs = out ? 2 : 1;
+  h->user_ref = out != NULL;
   h->cancelled = false;
   h->scheduled = true;
   h->is_timer = timer;
@@ -292,8 +424,9 @@ int cio_handle_cancel(cio_handle *h) {
   if (!handle_ok(h)) return cio__fail(-EINVAL, "cio_handle_cancel: not a live handle");
   if (h->cancelled || !h->scheduled) return 0;
   h->cancelled = true;
-  if (h->is_timer && h->timer.slot != CIO__TIMER_IDLE) {
-    /* Out of the heap now, so that a cancelled timer costs nothing later. */
+  if (h->is_timer && h->timer.slot < CIO__TIMER_QUEUED) {
+    /* Out of the heap now, so that a cancelled timer costs nothing later. A
+     * timer that fired already is queued: handle_run skips and releases it. */
     cio__timer_disarm(h->loop, &h->timer);
     h->scheduled = false;
     release_handle(h);
@@ -309,8 +442,9 @@ double cio_handle_when(const cio_handle *h) {
 
 int cio_handle_unref(cio_handle *h) {
   if (!h) return cio__fail(-EINVAL, "cio_handle_unref: handle is NULL");
-  if (h->magic != HANDLE_MAGIC)
+  if (h->magic != HANDLE_MAGIC || !h->user_ref)
     return cio__fail(CIO_EDOUBLEFREE, "cio_handle_unref: handle released twice");
+  h->user_ref = false;
   release_handle(h);
   return 0;
 }
@@ -348,6 +482,7 @@ int cio__loop_post(cio_loop *loop, struct cio__cb *cb) {
 
 int cio_call_soon_threadsafe(cio_loop *loop, cio_callback_fn fn, void *arg) {
   if (!loop) return cio__fail(-EINVAL, "cio_call_soon_threadsafe: loop is NULL");
+  if (cio__loop_forked(loop)) return forked_fail("cio_call_soon_threadsafe");
   if (!fn) return cio__fail(-EINVAL, "cio_call_soon_threadsafe: callback is NULL");
   struct threadsafe_call *c = malloc(sizeof *c);
   if (!c) return cio__fail(-ENOMEM, "cio_call_soon_threadsafe: out of memory");
@@ -392,6 +527,7 @@ static void drain_inbox(cio_loop *loop) {
 void cio_default_exception_handler(cio_loop *loop, const cio_exception_context *ctx, void *arg) {
   (void)loop;
   (void)arg;
+  if (!ctx) return;
   fprintf(stderr, "cio: %s\n", ctx->message ? ctx->message : "unknown problem");
   if (ctx->code)
     fprintf(stderr, "  error: %s (%s)%s%s\n", cio_err_name(ctx->code), cio_strerror(ctx->code),
@@ -448,6 +584,8 @@ static int run_once(cio_loop *loop) {
   bool busy = !cio__queue_empty(&loop->ready) || loop->stopping ||
               atomic_load_explicit(&loop->inbox_nonempty, memory_order_acquire);
   int jobs = atomic_load_explicit(&loop->jobs_in_flight, memory_order_acquire);
+  /* Timers at CIO__NEVER (sleep(INFINITY)) never fire: they do not count. */
+  bool timers = loop->nheap && loop->heap[0].when < CIO__NEVER;
   int64_t timeout;
   if (busy) {
     timeout = 0;
@@ -455,17 +593,18 @@ static int run_once(cio_loop *loop) {
     if (jobs > 0)
       timeout = -1; /* time stands still until the job is done */
     else if (loop->io_watchers)
-      timeout = loop->nheap ? VIRTUAL_IO_GRACE_NS : -1;
+      timeout = timers ? VIRTUAL_IO_GRACE_NS : -1;
     else
-      timeout = loop->nheap ? 0 : -1;
-  } else if (loop->nheap) {
+      timeout = timers ? 0 : -1;
+  } else if (timers) {
     timeout = loop->heap[0].when - real_now();
     if (timeout < 0) timeout = 0;
   } else {
     timeout = -1;
   }
   if (timeout < 0 && !loop->io_watchers && jobs == 0 && !loop->no_deadlock_check &&
-      !atomic_load_explicit(&loop->ever_threadsafe, memory_order_relaxed))
+      !atomic_load_explicit(&loop->ever_threadsafe, memory_order_relaxed) &&
+      atomic_load_explicit(&loop->foreign_refs, memory_order_acquire) <= 1)
     return report_deadlock(loop);
 
   if (timeout != 0 || (loop->io_watchers && ++loop->busy_passes >= BUSY_POLL_PASSES)) {
@@ -481,6 +620,7 @@ static int run_once(cio_loop *loop) {
   int64_t now;
   if (loop->virtual_time) {
     if (cio__queue_empty(&loop->ready) && loop->nheap && loop->heap[0].when > loop->virt_now &&
+        loop->heap[0].when < CIO__NEVER &&
         atomic_load_explicit(&loop->jobs_in_flight, memory_order_acquire) == 0 &&
         !atomic_load_explicit(&loop->inbox_nonempty, memory_order_acquire))
       loop->virt_now = loop->heap[0].when;
@@ -528,6 +668,11 @@ int cio__loop_run_until(cio_loop *loop, bool (*until)(void *), void *arg) {
     rc = run_once(loop);
     if (rc < 0 || loop->stopping || (until && until(arg))) break;
   }
+  if (cio__loop_forked(loop)) {
+    /* fork() was called from this loop's code: in the child it ends here,
+     * without polling (see after_fork_child). */
+    rc = forked_fail("cio_loop_run");
+  }
   loop->stopping = false;
   loop->running = false;
   cio__running_loop = NULL;
@@ -543,6 +688,7 @@ void cio__thread_reset(void) {
 int cio_loop_run_forever(cio_loop *loop) { return cio__loop_run_until(loop, NULL, NULL); }
 
 __attribute__((constructor)) static void register_discards(void) {
+  pthread_atfork(NULL, NULL, after_fork_child);
   cio__cb_discard_register(handle_run, handle_discard);
   cio__cb_discard_register(threadsafe_run, threadsafe_discard);
 }

@@ -84,6 +84,11 @@ struct cio_loop {
   bool no_deadlock_check;
   bool running, stopping, closed, freed;
   int refs;           /* the user's (until cio_loop_free) plus one per live future */
+  /* Threadsafe references (cio_loop_ref_threadsafe) plus one standing for all
+   * of `refs`: the memory goes when this reaches 0. While it is above 1 the
+   * loop is never reported deadlocked (another thread may still post). */
+  atomic_int foreign_refs;
+  unsigned fork_gen;  /* cio__fork_gen when the loop was created */
 
   struct cio__poller poller;
   unsigned io_watchers;    /* registered fd interests (not the inbox) */
@@ -136,8 +141,29 @@ struct cio_loop {
 /* The loop running in this thread. */
 extern CIO__TLS cio_loop *cio__running_loop;
 
+/* Bumped in the child of every fork() (pthread_atfork): a loop created in
+ * another generation was inherited from a parent and may not be used. */
+extern atomic_uint cio__fork_gen;
+static inline bool cio__loop_forked(const cio_loop *loop) {
+  return loop->fork_gen != atomic_load_explicit(&cio__fork_gen, memory_order_relaxed);
+}
+
+/* A deadline that never comes (~146 years of loop time): timers armed at or
+ * after it never fire, and the virtual clock never jumps to them. Sums of a
+ * loop time and a cio__seconds_to_ns() value cannot overflow int64. */
+#define CIO__NEVER (INT64_MAX / 2)
+
+/* The largest task stack (a task's stack_size, a loop's default). */
+#define CIO__STACK_MAX ((size_t)1 << 30)
+
+/* Loops and executors alive (created and not yet freed), so that a second
+ * free is refused. add returns 0 or -ENOMEM; remove(p, false) only asks. */
+int cio__live_add(void *p);
+bool cio__live_remove(void *p, bool remove);
+
 /* Clock: the loop's time in ns (fresh reading for the real clock). */
 int64_t cio__loop_now(const cio_loop *loop);
+/* A delay in ns: 0 for a non-positive one, CIO__NEVER for +inf or beyond. */
 int64_t cio__seconds_to_ns(double s);
 
 /* Schedule cb on the ready queue (call_soon without a handle). */
@@ -146,7 +172,8 @@ static inline void cio__loop_push(cio_loop *loop, struct cio__cb *cb) {
 }
 
 /* Arm / disarm a timer. Disarming an idle timer is a no-op. Arming may
- * allocate (heap growth); returns 0 or -ENOMEM. */
+ * allocate (heap growth); returns 0 or -ENOMEM. A deadline past CIO__NEVER is
+ * saturated to it (such a timer never fires). */
 int cio__timer_arm(cio_loop *loop, struct cio__timer *t, int64_t when);
 void cio__timer_disarm(cio_loop *loop, struct cio__timer *t);
 /* Make sure t will not run: disarm it, or take its fired cb out of the ready
@@ -168,7 +195,8 @@ static inline void cio__timer_init(struct cio__timer *t, void (*run)(struct cio_
 static inline void cio__loop_ref(cio_loop *loop) { loop->refs++; }
 void cio__loop_unref(cio_loop *loop);
 
-/* Checks shared by every entry point: NULL, closed. */
+/* Checks shared by every entry point: NULL, closed, inherited across fork()
+ * (CIO_EFORKED). */
 int cio__loop_check(const cio_loop *loop, const char *who);
 
 /* Run iterations until the loop is stopped or until(arg) (may be NULL) is

@@ -109,6 +109,12 @@ static void task_free(struct cio_future *f) {
   cio__loop_unref(loop);
 }
 
+/* Drop the loop's reference of a task that is done (or abandoned). */
+static void loop_release(struct cio_task *t) {
+  t->fut.flags &= (uint8_t)~CIO__F_LOOPREF;
+  cio_future_unref(&t->fut);
+}
+
 static void link_task(cio_loop *loop, struct cio_task *t) {
   t->link.next = &loop->tasks;
   t->link.prev = loop->tasks.prev;
@@ -133,7 +139,7 @@ static void finish(struct cio_task *t, int rc, void *result) {
   bool owned = false;
   const char *msg;
   if (rc >= 0 && t->cancel_requests == 0) {
-    cio__future_complete(&t->fut, CIO__RESULT, 0, result, NULL, false);
+    cio__future_complete(&t->fut, CIO__RESULT, rc, result, NULL, false); /* rc: kept for awaiters */
   } else if (rc >= 0 || rc == -ECANCELED) {
     msg = cio__errslot_take(-ECANCELED, &owned);
     if (!msg && t->cold && t->cold->cancel_msg) {
@@ -203,7 +209,7 @@ static void run_step(struct cio_task *t) {
   if (t->tstate == CIO__T_NEW) {
     if (t->must_cancel) { /* cancelled before it started: the body never runs */
       finish(t, -ECANCELED, NULL);
-      cio_future_unref(&t->fut); /* the loop's reference */
+      loop_release(t); /* the loop's reference */
       return;
     }
     struct cio__stack *stack;
@@ -214,7 +220,7 @@ static void run_step(struct cio_task *t) {
       unlink_task(loop, t);
       t->tstate = CIO__T_DONE;
       cio__future_complete(&t->fut, CIO__ERROR, rc, NULL, msg, owned);
-      cio_future_unref(&t->fut);
+      loop_release(t);
       return;
     }
     sa = (struct start_args){t, t->u.start.fn, t->u.start.arg};
@@ -242,7 +248,7 @@ static void run_step(struct cio_task *t) {
     publish_running(prev);
     cio__stack_put(&loop->stacks, t->u.run.stack);
     cio__ctx_destroy(&t->u.run.ctx);
-    cio_future_unref(&t->fut); /* the loop's reference */
+    loop_release(t); /* the loop's reference */
     return;
   }
   stash_error(t);
@@ -273,7 +279,7 @@ static void abandon(cio_loop *loop) {
     snprintf(msg, sizeof msg, "Task was destroyed but it is pending (task '%s')",
              cio_task_get_name(t));
     cio_exception_context ctx = {.message = msg, .task = t, .future = &t->fut};
-    cio_loop_call_exception_handler(loop, &ctx);
+    if (!cio__loop_forked(loop)) cio_loop_call_exception_handler(loop, &ctx); /* the parent's */
     if (t->waiting_on && !(t->waiting_on->flags & CIO__F_LOCAL)) {
       cio__future_remove_waiter(t->waiting_on, &t->step);
       cio_future_unref(t->waiting_on);
@@ -281,7 +287,7 @@ static void abandon(cio_loop *loop) {
     t->waiting_on = NULL;
     if (t->tstate != CIO__T_NEW) cio__ctx_destroy(&t->u.run.ctx); /* its stack goes with the pool */
     t->tstate = CIO__T_DONE;
-    cio_future_unref(&t->fut); /* the loop's reference */
+    loop_release(t); /* the loop's reference */
   }
 }
 
@@ -293,7 +299,7 @@ cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
     return NULL;
   }
   size_t stack = opts ? opts->stack_size : 0;
-  if (stack > ((size_t)1 << 30)) {
+  if (stack > CIO__STACK_MAX) {
     cio__fail(-EINVAL, "cio_create_task: stack size %zu is over 1 GiB", stack);
     return NULL;
   }
@@ -313,7 +319,7 @@ cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
     }
     t->cold->locals = locals_ref(inherited);
   }
-  cio__future_init(&t->fut, loop, CIO__F_TASK);
+  cio__future_init(&t->fut, loop, CIO__F_TASK | CIO__F_LOOPREF);
   t->fut.refs = 2; /* the caller's and the loop's */
   t->step.run = step_run;
   t->u.start.fn = fn;
@@ -358,8 +364,11 @@ int cio_task_unref(cio_task *t) {
 int cio_task_detach(cio_task *t) {
   int rc = check_task(t, "cio_task_detach");
   if (rc < 0) return rc;
-  t->detached = true;
-  return cio_future_unref(&t->fut);
+  bool was = t->detached;
+  t->detached = true; /* before: the release may free the task */
+  rc = cio_future_unref(&t->fut);
+  if (rc < 0) t->detached = was; /* refused: the task is still there */
+  return rc;
 }
 
 cio_future *cio_task_future(cio_task *t) { return task_ok(t) ? &t->fut : NULL; }
@@ -421,6 +430,12 @@ int cio_all_tasks(cio_loop *loop, cio_task **buf, int cap) {
 
 /* ---- introspection: a dump of the pending tasks ------------------------------------- */
 
+#if !defined(CIO_SWITCH_UCONTEXT) && !defined(CIO_ASAN) && !defined(CIO_TSAN) && \
+    (defined(__x86_64__) || defined(__aarch64__))
+#define CIO__STACK_WALK 1
+#endif
+
+#ifdef CIO__STACK_WALK
 static void print_frame(FILE *out, uintptr_t pc) {
   Dl_info info;
   if (dladdr((void *)(pc - 1), &info) && info.dli_fname) {
@@ -434,12 +449,12 @@ static void print_frame(FILE *out, uintptr_t pc) {
     fprintf(out, "      %#lx\n", (unsigned long)pc);
   }
 }
+#endif
 
 /* Walk a suspended task's frame-pointer chain from the frame the switch
  * saved (see src/arch/switch_*.S for its layout). */
 static void print_stack(FILE *out, struct cio_task *t) {
-#if !defined(CIO_SWITCH_UCONTEXT) && !defined(CIO_ASAN) && !defined(CIO_TSAN) && \
-    (defined(__x86_64__) || defined(__aarch64__))
+#ifdef CIO__STACK_WALK
   const uintptr_t *saved = t->u.run.ctx.sp;
   uintptr_t lo = (uintptr_t)t->u.run.stack->lo, hi = lo + t->u.run.stack->size;
 #if defined(__x86_64__)
@@ -542,7 +557,16 @@ int cio__task_await(struct cio_task *t, struct cio_future *f, void **result) {
     }
     suspend(t);
     t->waiting_on = NULL;
-    int rc = t->must_cancel ? deliver_cancel(t) : cio__future_outcome(f, result);
+    int rc;
+    if (t->must_cancel && f->state == CIO__CANCELLED) {
+      /* Cancelled twice before it resumed (the awaited future by a first
+       * request or by another party, then this task): as asyncio, the
+       * future's cancellation, with its message, is the one delivered. */
+      t->must_cancel = false;
+      rc = cio__future_outcome(f, result);
+    } else {
+      rc = t->must_cancel ? deliver_cancel(t) : cio__future_outcome(f, result);
+    }
     if (counted) cio_future_unref(f);
     return rc;
   }

@@ -57,6 +57,7 @@ int cio__timer_arm(cio_loop *loop, struct cio__timer *t, int64_t when) {
     loop->heap = h;
     loop->heap_cap = cap;
   }
+  if (when > CIO__NEVER) when = CIO__NEVER; /* saturate: "never" stays never */
   t->when = when;
   t->seq = loop->timer_seq++;
   sift_up(loop, loop->nheap++, (struct cio__heap_ent){when, t});

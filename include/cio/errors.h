@@ -60,6 +60,7 @@ extern "C" {
   X(CIO_ELIMITOVERRUN, -4016, "separator not found within the buffer limit")         \
   X(CIO_ESHUTDOWN, -4017, "executor is shut down")                                   \
   X(CIO_EEOF, -4018, "end of file")                                                  \
+  X(CIO_EFORKED, -4019, "event loop or executor inherited across fork() (unusable here)") \
   X(CIO_EAI_NONAME, -4050, "host or service not known")                              \
   X(CIO_EAI_AGAIN, -4051, "temporary failure in name resolution")                    \
   X(CIO_EAI_FAIL, -4052, "non-recoverable failure in name resolution")               \

@@ -16,9 +16,35 @@
  * Virtual clock: when nothing is ready, time jumps to the earliest timer. It
  * does not jump while an executor job is in flight or the cross-thread inbox
  * is non-empty; while fds are registered it first polls for up to 5 ms of real
- * time so that a real peer can answer. With tasks pending and nothing at all
- * that could wake them, the loop reports a deadlock naming the blocked tasks
- * and run_until_complete returns CIO_EDEADLOCK instead of hanging.
+ * time so that a real peer can answer. So under the virtual clock a timeout
+ * on real I/O fires after about 5 ms of real silence from the peer, whatever
+ * its length: the virtual clock is for programs whose peers are other tasks
+ * (or fast local peers); use the real clock to time out a slow real peer.
+ * A delay of INFINITY (or beyond ~146 years) never fires and the virtual
+ * clock never jumps to it; deadlines saturate instead of overflowing.
+ *
+ * Deadlocks: with nothing at all that could wake the loop (no ready callback,
+ * no timer that will fire, no fd, no executor job, no threadsafe reference,
+ * no cross-thread call ever made), the loop reports a deadlock naming the
+ * blocked tasks to the exception handler and the run call returns
+ * CIO_EDEADLOCK instead of hanging. A loop that another thread will wake
+ * takes a threadsafe reference first (cio_loop_ref_threadsafe), or is
+ * created with no_deadlock_check.
+ *
+ * fork(): as in asyncio, a loop does not survive fork(). In the child the
+ * inherited loop (and its default executor, whose threads stayed in the
+ * parent) is unusable: every call given it fails with CIO_EFORKED, and never
+ * touches the epoll instance, eventfd or threads it shares with the parent.
+ * If fork() was called from a task or callback of a running loop, the child's
+ * thread runs no loop and no task any more: it may create and run a new loop
+ * (cio_run works there, even on the task's stack); calls that need a task
+ * (cio_sleep, cio_await, I/O waits) fail with CIO_ENOTASK; and when the code
+ * that called fork() returns to the inherited loop, that loop stops at once
+ * and its run call (cio_run, run_until_complete, run_forever) returns
+ * CIO_EFORKED; closing and freeing it then releases the child's copy of its
+ * memory (the executor records are leaked, never joined). fds are the
+ * child's own: closing one in the child (cio_fd_close or close) is fine and
+ * does not disturb the parent's registrations.
  */
 #ifndef CIO_LOOP_H
 #define CIO_LOOP_H
@@ -66,7 +92,8 @@ typedef struct cio_loop_options {
   /* Disable deadlock detection (for loops that another thread will wake with
    * cio_call_soon_threadsafe() before it has made its first call). */
   bool no_deadlock_check;
-  /* Default stack size of this loop's tasks, in bytes; 0 = CIO_STACK_DEFAULT. */
+  /* Default stack size of this loop's tasks, in bytes; 0 = CIO_STACK_DEFAULT;
+   * at most 1 GiB (more is refused with -EINVAL). */
   size_t default_stack_size;
 } cio_loop_options;
 
@@ -92,8 +119,8 @@ CIO_NODISCARD int cio_run_opts(cio_task_fn main, void *arg, void **result,
 /* ---- loop lifecycle -------------------------------------------------------- */
 
 /* Create a loop (asyncio.new_event_loop; it is not made current). opts may be
- * NULL. Returns 0, -EINVAL if out is NULL, -ENOMEM, or the errno of a failed
- * epoll/eventfd creation. */
+ * NULL. Returns 0, -EINVAL if out is NULL or default_stack_size is over
+ * 1 GiB, -ENOMEM, or the errno of a failed epoll/eventfd creation. */
 CIO_NODISCARD int cio_loop_new(cio_loop **out, const cio_loop_options *opts);
 
 /* Close the loop: drops pending callbacks and timers, reports the tasks still
@@ -103,9 +130,25 @@ CIO_NODISCARD int cio_loop_new(cio_loop **out, const cio_loop_options *opts);
 CIO_NODISCARD int cio_loop_close(cio_loop *loop);
 
 /* Close (if needed) and free the loop. Task and future handles the user still
- * holds stay valid to inspect and release, but their loop is gone. NULL is a
- * no-op; freeing a running loop is refused (returns CIO_ERUNNING). */
+ * holds stay valid to inspect and release, but their loop is gone; so do
+ * threadsafe references (the memory stays until the last is released).
+ * Returns 0 (NULL is a no-op), CIO_ERUNNING for a running loop (refused),
+ * CIO_EDOUBLEFREE for a pointer that is not a live loop (a second free). */
 int cio_loop_free(cio_loop *loop);
+
+/* A threadsafe reference, for handing the loop to another thread that will
+ * call cio_call_soon_threadsafe on it (asyncio's "give a future to a thread,
+ * await it"). Take it on a thread that already holds a reference (usually the
+ * loop's own, before starting the other thread); the other thread releases it
+ * with cio_loop_unref_threadsafe when it will post no more. While any is held:
+ * the loop is never reported deadlocked (it waits for the thread's call), and
+ * its memory outlives cio_loop_free / the end of cio_run, so a late
+ * cio_call_soon_threadsafe is refused with CIO_ECLOSED instead of touching
+ * freed memory. Both calls are thread-safe and do not suspend. Return 0 or
+ * -EINVAL (NULL); unref also CIO_EDOUBLEFREE when no threadsafe reference is
+ * held. */
+int cio_loop_ref_threadsafe(cio_loop *loop);
+int cio_loop_unref_threadsafe(cio_loop *loop);
 
 /* Run until `fut` is done (asyncio's run_until_complete; wrap a function in a
  * task first with cio_create_task). Returns 0 when fut is done (its outcome is
@@ -114,7 +157,12 @@ int cio_loop_free(cio_loop *loop);
  * CIO_EINVALSTATE if the loop was stopped before fut was done. */
 CIO_NODISCARD int cio_loop_run_until_complete(cio_loop *loop, cio_future *fut);
 
-/* Run until cio_loop_stop(). Returns 0, -EINVAL, CIO_ECLOSED, CIO_ERUNNING. */
+/* Run until cio_loop_stop(). Returns 0, -EINVAL, CIO_ECLOSED, CIO_ERUNNING,
+ * CIO_EFORKED, or CIO_EDEADLOCK when nothing could ever call cio_loop_stop
+ * (see "Deadlocks" above: an idle loop with no task, timer, fd, job or
+ * threadsafe reference returns at once instead of blocking forever, as
+ * asyncio's would; a loop kept for other threads holds a threadsafe
+ * reference). */
 CIO_NODISCARD int cio_loop_run_forever(cio_loop *loop);
 
 /* Stop after the current batch of ready callbacks (callbacks they schedule run
@@ -161,17 +209,23 @@ CIO_NODISCARD int cio_call_at(cio_loop *loop, double when, cio_callback_fn fn, v
 
 /* Schedule fn(arg) from any thread; wakes the loop (one eventfd write per
  * wake-up, not per call). Callbacks from one thread run in the order they were
- * made. Returns 0, -EINVAL, CIO_ECLOSED, -ENOMEM. */
+ * made. Another thread must hold a threadsafe reference while it may call
+ * this (cio_loop_ref_threadsafe), else the loop may be gone. Returns 0,
+ * -EINVAL, CIO_ECLOSED, CIO_EFORKED, -ENOMEM. */
 CIO_NODISCARD int cio_call_soon_threadsafe(cio_loop *loop, cio_callback_fn fn, void *arg);
 
-/* Cancel a scheduled callback: it will not run. No-op if it already ran or
- * was cancelled. Returns 0 or -EINVAL. */
+/* Cancel a scheduled callback: it will not run. No-op if it already ran, is
+ * running, or was cancelled; a timer that fired but has not run yet is
+ * skipped when its turn comes. Returns 0, or -EINVAL for NULL or a released
+ * handle. */
 int cio_handle_cancel(cio_handle *handle);
 bool cio_handle_cancelled(const cio_handle *handle);
 /* Deadline of a timer handle in loop seconds; 0.0 for a call_soon handle. */
 double cio_handle_when(const cio_handle *handle);
-/* Release the caller's reference. Returns 0, or CIO_EDOUBLEFREE where a
- * second release can be detected. */
+/* Release the caller's reference (a scheduled callback still runs, unless
+ * cancelled). Returns 0, -EINVAL for NULL, or CIO_EDOUBLEFREE for a second
+ * release (always caught while the handle is scheduled; afterwards while its
+ * loop's memory lives). */
 int cio_handle_unref(cio_handle *handle);
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -184,7 +238,7 @@ int cio_loop_set_exception_handler(cio_loop *loop, cio_exception_handler_fn fn, 
 void cio_loop_call_exception_handler(cio_loop *loop, const cio_exception_context *ctx);
 
 /* The default handler: prints "cio: <message>" plus task, code and error to
- * stderr. */
+ * stderr. A NULL ctx prints nothing. */
 void cio_default_exception_handler(cio_loop *loop, const cio_exception_context *ctx,
                                    void *arg);
 
