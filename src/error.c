@@ -1,6 +1,7 @@
 /* Error codes and messages. See error.h and include/cio/errors.h. */
 #include "error.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,27 @@ CIO__TLS struct cio__errslot cio__thread_slot;
 CIO__TLS struct cio__errslot *cio__cur_slot;
 
 static struct cio__errslot *slot(void) { return cio__cur_slot ? cio__cur_slot : &thread_slot; }
+
+/* A thread's last message is freed when the thread exits (a key destructor:
+ * TLS alone has none). Registered the first time the thread keeps an owned
+ * message, so threads that never fail pay nothing. */
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static bool exit_key_ok;
+static CIO__TLS bool exit_registered;
+
+static void thread_exit(void *p) {
+  struct cio__errslot *s = p;
+  cio__errslot_clear(s);
+}
+
+static void exit_key_init(void) { exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0; }
+
+static void note_thread_owns(void) {
+  if (exit_registered) return;
+  pthread_once(&exit_once, exit_key_init);
+  if (exit_key_ok && pthread_setspecific(exit_key, &thread_slot) == 0) exit_registered = true;
+}
 
 void cio__errslot_clear(struct cio__errslot *s) {
   if (s->owned) free((void *)s->msg);
@@ -29,6 +51,7 @@ void cio__errslot_move(struct cio__errslot *to, struct cio__errslot *from) {
 
 static void set(int code, const char *msg, bool owned) {
   struct cio__errslot *s = slot();
+  if (owned && s == &thread_slot) note_thread_owns();
   if (s->owned) free((void *)s->msg);
   s->code = code;
   s->msg = msg;

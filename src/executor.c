@@ -83,6 +83,7 @@ struct cio_executor {
   int joined;   /* threads[0..joined) have been joined */
   bool shutdown;
   bool orphaned; /* released without waiting: the last thread frees it */
+  unsigned fork_gen; /* cio__fork_gen at creation: its threads are in that process */
   pthread_t *threads;
 };
 
@@ -120,7 +121,9 @@ static void job_free(struct job *j) {
 }
 
 /* The outcome arrived (or the loop closes) and nobody awaits it any more:
- * drop it, and say so unless there was nothing to lose. */
+ * the job is over, so its drop function (if any) gets its result and arg,
+ * whatever the outcome; a late error is reported, and so is a result that
+ * nobody can free. */
 static void job_late(cio_loop *loop, struct job *j) {
   char text[256];
   const char *who = j->task_name ? j->task_name : "?";
@@ -129,17 +132,16 @@ static void job_late(cio_loop *loop, struct job *j) {
              "executor job failed after its awaiting task '%s' stopped waiting", who);
     cio_exception_context ctx = {.message = text, .code = j->rc, .error = j->msg};
     if (loop) cio_loop_call_exception_handler(loop, &ctx);
+  }
+  if (j->drop) {
+    j->drop(j->rc >= 0 ? j->result : NULL, j->arg);
   } else if (j->rc >= 0 && j->result) {
-    if (j->drop) {
-      j->drop(j->result, j->arg);
-    } else {
-      snprintf(text, sizeof text,
-               "result %p of an executor job was dropped: its awaiting task '%s' stopped waiting "
-               "(give cio_run_in_executor_ex a drop function to free it)",
-               j->result, who);
-      cio_exception_context ctx = {.message = text};
-      if (loop) cio_loop_call_exception_handler(loop, &ctx);
-    }
+    snprintf(text, sizeof text,
+             "result %p of an executor job was dropped: its awaiting task '%s' stopped waiting "
+             "(give cio_run_in_executor_ex a drop function to free it)",
+             j->result, who);
+    cio_exception_context ctx = {.message = text};
+    if (loop) cio_loop_call_exception_handler(loop, &ctx);
   }
 }
 
@@ -201,20 +203,19 @@ static void run_job(struct job *j) {
   pthread_mutex_unlock(&mb->lock);
   if (posted) return; /* the loop owns j now */
   /* Its loop is closed: nobody will read the outcome. */
-  if (j->rc >= 0 && j->result) {
-    if (j->drop)
-      j->drop(j->result, j->arg);
-    else
-      fprintf(stderr, "cio: result %p of an executor job was dropped: its event loop is closed\n",
-              j->result);
-  } else if (j->rc < 0 && j->rc != -ECANCELED) {
+  if (j->rc < 0 && j->rc != -ECANCELED)
     fprintf(stderr, "cio: an executor job failed after its event loop closed: %s%s%s\n",
             cio_err_name(j->rc), j->msg ? ": " : "", j->msg ? j->msg : "");
-  }
+  if (j->drop)
+    j->drop(j->rc >= 0 ? j->result : NULL, j->arg);
+  else if (j->rc >= 0 && j->result)
+    fprintf(stderr, "cio: result %p of an executor job was dropped: its event loop is closed\n",
+            j->result);
   job_free(j);
 }
 
 static void executor_destroy(cio_executor *ex) {
+  cio__live_remove(ex, true);
   pthread_mutex_destroy(&ex->lock);
   pthread_mutex_destroy(&ex->join_lock);
   pthread_cond_destroy(&ex->cond);
@@ -263,10 +264,16 @@ int cio_executor_new(cio_executor **out, int max_threads) {
     free(ex);
     return cio__fail_static(-ENOMEM, "cio_executor_new: out of memory");
   }
+  if (cio__live_add(ex) < 0) {
+    free(ex->threads);
+    free(ex);
+    return cio__fail_static(-ENOMEM, "cio_executor_new: out of memory");
+  }
   pthread_mutex_init(&ex->lock, NULL);
   pthread_mutex_init(&ex->join_lock, NULL);
   pthread_cond_init(&ex->cond, NULL);
   ex->tailp = &ex->head;
+  ex->fork_gen = atomic_load_explicit(&cio__fork_gen, memory_order_relaxed);
   *out = ex;
   return 0;
 }
@@ -276,7 +283,14 @@ int cio_executor_max_threads(const cio_executor *ex) {
 }
 
 /* Queue j; start a thread if every running one is busy. */
+static bool forked(const cio_executor *ex) {
+  return ex->fork_gen != atomic_load_explicit(&cio__fork_gen, memory_order_relaxed);
+}
+
 static int submit(cio_executor *ex, struct job *j, const char *who) {
+  if (forked(ex))
+    return cio__fail(CIO_EFORKED, "%s: the executor was inherited across fork(); its threads are "
+                                  "in the parent", who);
   pthread_mutex_lock(&ex->lock);
   if (ex->shutdown) {
     pthread_mutex_unlock(&ex->lock);
@@ -309,6 +323,10 @@ static int submit(cio_executor *ex, struct job *j, const char *who) {
 
 int cio_executor_shutdown(cio_executor *ex, bool wait) {
   if (!ex) return cio__fail(-EINVAL, "cio_executor_shutdown: executor is NULL");
+  if (!cio__live_remove(ex, false))
+    return cio__fail(-EINVAL, "cio_executor_shutdown: not a live executor (freed?)");
+  if (forked(ex))
+    return cio__fail(CIO_EFORKED, "cio_executor_shutdown: the executor was inherited across fork()");
   if (wait && current_executor == ex)
     return cio__fail(-EDEADLK, "cio_executor_shutdown: a job cannot wait for its own executor");
   pthread_mutex_lock(&ex->lock);
@@ -333,6 +351,13 @@ int cio_executor_shutdown(cio_executor *ex, bool wait) {
 
 int cio_executor_free(cio_executor *ex) {
   if (!ex) return 0;
+  if (!cio__live_remove(ex, false))
+    return cio__fail(CIO_EDOUBLEFREE, "cio_executor_free: not a live executor (freed twice?)");
+  if (forked(ex)) {
+    /* Its threads and locks are the parent's: forget it, touch nothing. */
+    cio__live_remove(ex, true);
+    return 0;
+  }
   cio_loop *loop = cio__running_loop;
   struct loop_exec *le = loop ? loop->default_executor : NULL;
   if (le && le->dflt == ex)
@@ -459,11 +484,13 @@ int cio__run_job(struct cio_task *t, cio_executor *ex, cio_job_fn fn, void *arg,
     j->waiter = NULL;
     j->task_name = strdup(cio_task_get_name(t));
     atomic_store_explicit(&j->cancelled, true, memory_order_relaxed);
-  } else if (rc == -ECANCELED && w.fut.state == CIO__RESULT && w.fut.result) {
-    /* The job finished, but the task was cancelled before it resumed. */
+  } else if (rc == -ECANCELED && w.fut.state != CIO__CANCELLED) {
+    /* The job finished, but the task was cancelled before it resumed: its
+     * outcome was not delivered (an error is reported when w.fut goes). */
+    void *res = w.fut.state == CIO__RESULT ? w.fut.result : NULL;
     if (drop) {
-      drop(w.fut.result, arg);
-    } else {
+      drop(res, arg);
+    } else if (res) {
       char text[256];
       snprintf(text, sizeof text,
                "result %p of an executor job was dropped: its awaiting task '%s' was cancelled "

@@ -101,6 +101,11 @@ static int rec_get(cio_loop *loop, int fd, struct fdrec **out, const char *who) 
     loop->io_close = io_close;
   }
   if (fd >= io->cap) {
+    /* Growing the table for a number that is not an open fd would cost
+     * memory for nothing (8 bytes per number up to fd): ask the kernel
+     * first. Only on growth, so at most once per new highest fd. */
+    if (fcntl(fd, F_GETFD) < 0)
+      return cio__fail(-EBADF, "%s: fd %d is not an open file descriptor", who, fd);
     int cap = io->cap ? io->cap : 64;
     while (cap <= fd) cap = cap > INT32_MAX / 2 ? fd + 1 : cap * 2;
     struct fdrec **recs = realloc(io->recs, (size_t)cap * sizeof *recs);
@@ -154,6 +159,7 @@ static void rec_kill(struct fdrec *r, const char *why) {
  * forgotten (a closed fd has none left). */
 static int set_interest(struct fdrec *r, unsigned want) {
   cio_loop *loop = r->loop;
+  if (cio__loop_forked(loop)) return CIO_EFORKED; /* the epoll set is the parent's */
   ((struct iostate *)loop->io)->ctls++;
   int rc = cio__poller_ctl(&loop->poller, r->fd, want, r->armed != 0, &r->watch);
   if (rc < 0) {
@@ -372,7 +378,7 @@ int cio_remove_writer(cio_loop *loop, int fd) {
 
 static void forget(cio_loop *loop, int fd, const char *why) {
   struct fdrec *r = rec_find(loop, fd);
-  if (!r) return;
+  if (!r || cio__loop_forked(loop)) return; /* never touch a parent's epoll set */
   rec_kill(r, why);
   /* Drop the registration now: if the fd has duplicates (dup, fork), the
    * kernel would keep reporting it after close(). */
@@ -389,6 +395,9 @@ int cio_fd_forget(int fd) {
 
 int cio_fd_close(int fd) {
   if (fd < 0) return cio__fail(-EBADF, "cio_fd_close: fd %d is not a valid file descriptor", fd);
+  cio_loop *loop = cio__running_loop;
+  if (loop && (fd == loop->poller.epfd || fd == loop->poller.wakefd))
+    return cio__fail(-EINVAL, "cio_fd_close: fd %d belongs to the event loop itself", fd);
   forget(cio__running_loop, fd, "the fd was closed with cio_fd_close while a task waited on it");
   /* On Linux the fd is released even when close() reports EINTR. */
   if (close(fd) < 0 && errno != EINTR)

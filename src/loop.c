@@ -148,7 +148,11 @@ bool cio__live_remove(void *p, bool remove) {
  * called fork() returns to it, without polling; every other entry point
  * refuses an inherited loop with CIO_EFORKED. This thread runs no loop and no
  * task any more, so that it can run a new loop (asyncio's rule). */
+static void before_fork(void) { pthread_mutex_lock(&live_lock); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&live_lock); }
+
 static void after_fork_child(void) {
+  pthread_mutex_unlock(&live_lock);
   atomic_fetch_add_explicit(&cio__fork_gen, 1, memory_order_relaxed);
   cio_loop *loop = cio__running_loop;
   if (loop) {
@@ -688,7 +692,7 @@ void cio__thread_reset(void) {
 int cio_loop_run_forever(cio_loop *loop) { return cio__loop_run_until(loop, NULL, NULL); }
 
 __attribute__((constructor)) static void register_discards(void) {
-  pthread_atfork(NULL, NULL, after_fork_child);
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
   cio__cb_discard_register(handle_run, handle_discard);
   cio__cb_discard_register(threadsafe_run, threadsafe_discard);
 }

@@ -357,7 +357,7 @@ static void gai_arg_free(void *p) {
 
 static void gai_drop(void *result, void *arg) {
   (void)arg;
-  freeaddrinfo(result);
+  if (result) freeaddrinfo(result);
 }
 
 /* Runs in a worker thread. */
@@ -381,6 +381,19 @@ static struct addrinfo hints_copy(const struct addrinfo *h) {
   return c;
 }
 
+/* A numeric port must fit in 16 bits: getaddrinfo takes "99999" and
+ * silently keeps its low 16 bits (34463). Service names are left to it. */
+static bool port_out_of_range(const char *port) {
+  if (!port || !*port) return false;
+  unsigned long v = 0;
+  for (const char *p = port; *p; p++) {
+    if (*p < '0' || *p > '9') return false;
+    v = v * 10 + (unsigned long)(*p - '0');
+    if (v > 65535) return true;
+  }
+  return false;
+}
+
 int cio_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
                     struct addrinfo **res) {
   const char *who = "cio_getaddrinfo";
@@ -390,6 +403,8 @@ int cio_getaddrinfo(const char *host, const char *port, const struct addrinfo *h
   if (rc < 0) return rc;
   if (!res) return cio__fail(-EINVAL, "%s: res is NULL", who);
   if (!host && !port) return cio__fail(-EINVAL, "%s: host and port are both NULL", who);
+  if (port_out_of_range(port))
+    return cio__fail(-EINVAL, "%s: port \"%s\" is out of range (0..65535)", who, port);
   /* Numeric host and port: nothing to look up, nothing blocks. */
   struct addrinfo h = hints_copy(hints);
   int numeric = AI_NUMERICHOST | AI_NUMERICSERV;

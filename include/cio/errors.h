@@ -83,11 +83,16 @@ const char *cio_strerror(int code);
 const char *cio_err_name(int code);
 
 /* The message of the last failure seen by the current task (or, outside any
- * task, by the current thread): what failed and why. Valid until the next cio
- * call in the same task; "" when there is none. Never NULL. */
+ * task, by the current thread): what failed and why; "" when there is none.
+ * Never NULL. Like errno, it is set by failures only: a later successful
+ * call does not clear it, so read it right after a call returned a negative
+ * code (the string stays valid until the next cio call in the same task or
+ * thread; copy it to keep it). A thread's last message is freed when the
+ * thread exits. */
 const char *cio_errmsg(void);
 
-/* The code of that last failure, 0 when there is none. Functions that return a
+/* The code of that last failure, 0 when there is none (also errno-like: not
+ * reset by a success). Functions that return a
  * pointer (cio_create_task, cio_future_new, ...) return NULL on failure and leave
  * the code here. */
 int cio_errcode(void);

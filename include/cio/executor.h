@@ -16,11 +16,21 @@
  *
  * Cancellation: a thread cannot be interrupted. Cancelling the awaiting task
  * returns -ECANCELED from the await at once, and the job runs to its end in
- * its thread; cio_job_cancelled() lets a long job notice and stop early. Its
- * late outcome is never lost silently: a late error is reported to the
- * loop's exception handler; a late non-NULL result is passed to the drop
- * function given to cio_run_in_executor_ex() (to free it), or reported if
- * there is none; a late NULL result is simply discarded.
+ * its thread; cio_job_cancelled() lets a long job notice and stop early.
+ *
+ * Ownership of a cancelled job (one rule, every outcome): the caller's arg
+ * and the job's result belong to the job until it is over. A job whose
+ * awaiting task stopped waiting before the outcome reached it is
+ * "abandoned"; when an abandoned job is over, the drop function given to
+ * cio_run_in_executor_ex() is called exactly once with (result, arg) --
+ * result is the job's result (possibly NULL) if it returned >= 0, NULL if it
+ * failed -- and from then on drop owns both (it may free arg and result).
+ * drop is never called for a job whose outcome was delivered (the await
+ * returned it), nor for one that was refused (the call returned the error
+ * without running fn; arg is still the caller's). Besides: a late error is
+ * reported to the loop's exception handler (to stderr once the loop is
+ * closed), and without a drop function a late non-NULL result is reported
+ * as leaked.
  *
  * While a job is in flight the virtual clock does not move: time in the
  * worker thread is real, and a virtual timeout must not fire past it.
@@ -41,9 +51,9 @@ typedef struct cio_executor cio_executor;
 /* A job run in a worker thread (see above). */
 typedef int (*cio_job_fn)(void *arg, void **result);
 
-/* Frees a result that nobody will read (the awaiting task was cancelled).
- * Runs on the loop's thread, or in the worker thread if the loop is closed by
- * then. */
+/* Called once when an abandoned job is over (see "Ownership" above) with its
+ * result (NULL if it failed) and its arg: free what needs freeing. Runs on
+ * the loop's thread, or in the worker thread if the loop is closed by then. */
 typedef void (*cio_job_drop_fn)(void *result, void *arg);
 
 /* Create a thread pool of up to max_threads threads (0 = min(32, CPUs + 4)),
@@ -57,14 +67,18 @@ CIO_NODISCARD int cio_executor_new(cio_executor **out, int max_threads);
  * block the calling thread until every job has finished and the threads
  * have exited; their outcomes reach the awaiting tasks once the loop runs
  * again (from a task, prefer cio_to_thread on a helper that calls this, so
- * the other tasks keep running). Idempotent. Returns 0, -EINVAL (NULL),
- * -EDEADLK (wait from one of ex's own jobs). */
+ * the other tasks keep running). Idempotent. Returns 0, -EINVAL (NULL or not
+ * a live executor), -EDEADLK (wait from one of ex's own jobs), CIO_EFORKED
+ * (inherited across fork()). */
 int cio_executor_shutdown(cio_executor *ex, bool wait);
 
 /* Shut down waiting (as cio_executor_shutdown(ex, true)) and free. Returns 0,
  * -EDEADLK from one of ex's own jobs (nothing is freed), -EINVAL for the
  * default executor of the running loop (it belongs to the loop; the loop
- * frees it). NULL is a no-op. */
+ * frees it), CIO_EDOUBLEFREE for a pointer that is not a live executor (a
+ * second free). NULL is a no-op. In the child of a fork(), an inherited
+ * executor is forgotten without touching its threads (they are the
+ * parent's; its memory is leaked in the child). */
 int cio_executor_free(cio_executor *ex);
 
 /* The maximum number of threads of ex, or -EINVAL. */
@@ -81,6 +95,7 @@ cio_executor *cio_get_default_executor(void);
  * value with *result (may be NULL) set, or its error code with its message.
  * Also: -ECANCELED (the task was cancelled: returned at once, the job keeps
  * running, see above), -EINVAL (fn NULL), CIO_ESHUTDOWN (ex shut down),
+ * CIO_EFORKED (ex was created before a fork() and this is the child),
  * CIO_ENOTASK (outside a task), -ENOMEM, -EAGAIN (no thread could be
  * started and none is running).
  * Cancel-safety: on -ECANCELED *result is untouched; fn(arg) may still be
@@ -88,9 +103,10 @@ cio_executor *cio_get_default_executor(void);
  * a drop function to learn when it is over). */
 CIO_NODISCARD int cio_run_in_executor(cio_executor *ex, cio_job_fn fn, void *arg, void **result);
 
-/* As cio_run_in_executor, plus drop: called with the result and arg when the
- * job succeeds after its awaiting task was cancelled (and only then), so that
- * an abandoned result is freed instead of leaked. drop may be NULL. */
+/* As cio_run_in_executor, plus drop: called once with (result or NULL, arg)
+ * when the job is over after its awaiting task stopped waiting, whatever the
+ * job's outcome (see "Ownership" above), so that an abandoned result and arg
+ * are freed instead of leaked. drop may be NULL. */
 CIO_NODISCARD int cio_run_in_executor_ex(cio_executor *ex, cio_job_fn fn, void *arg,
                                          cio_job_drop_fn drop, void **result);
 

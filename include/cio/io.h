@@ -71,7 +71,8 @@ extern "C" {
 /* Suspend the current task until fd is readable (or has an error or hang-up
  * pending, so that the next read will not block: it returns the data, 0 for
  * EOF, or the error). Returns 0 when ready; -ECANCELED; -EBADF if fd < 0, is
- * not open, or is closed by cio_fd_close() while waiting (or found reused);
+ * not open (a number above every fd this loop has seen is checked with
+ * fcntl(F_GETFD) before any memory is spent on it), or is closed by cio_fd_close() while waiting (or found reused);
  * -EPERM if fd cannot be polled (a regular file or directory); -EINVAL if fd
  * is one of the loop's own descriptors (its epoll or wake-up fd); -EBUSY if
  * another task or a reader callback already waits to read fd in this loop;
@@ -113,7 +114,11 @@ int cio_remove_writer(cio_loop *loop, int fd);
  * thread resumes with -EBADF, its reader and writer callbacks are removed,
  * its poller registration is dropped, then close(fd). Without a running loop
  * it is close(fd). Does not suspend. Returns 0, -EBADF (fd < 0 or not open),
- * or another -errno of close(2) (the fd is closed anyway, as close(2) says). */
+ * -EINVAL (fd is the running loop's own epoll or wake-up fd: refused, nothing
+ * is closed), or another -errno of close(2) (the fd is closed anyway, as
+ * close(2) says). In the child of a fork(), closing an fd that the parent's
+ * loop watches only closes the child's copy: the parent's registration stays
+ * (see "fork()" in loop.h). */
 int cio_fd_close(int fd);
 
 /* Forget fd without closing it: waiters resume with -EBADF, callbacks are
@@ -219,7 +224,7 @@ CIO_NODISCARD ssize_t cio_sock_sendto(int fd, const void *buf, size_t len,
  * is a list the caller frees with freeaddrinfo(). Returns 0, or:
  * CIO_EAI_NONAME (unknown host or service), CIO_EAI_AGAIN (temporary DNS
  * failure), CIO_EAI_FAIL, CIO_EAI_FAMILY, CIO_EAI_SERVICE, -EINVAL (res NULL,
- * both host and port NULL, bad hints), -ENOMEM, another -errno (EAI_SYSTEM),
+ * both host and port NULL, bad hints, a numeric port above 65535), -ENOMEM, another -errno (EAI_SYSTEM),
  * -ECANCELED, CIO_ENOTASK, CIO_ESHUTDOWN (default executor shut down). The
  * message gives gai_strerror's text.
  * Cancel-safety: on -ECANCELED the lookup finishes in its thread and its
@@ -245,7 +250,8 @@ CIO_NODISCARD int cio_getnameinfo(const struct sockaddr *sa, socklen_t salen, ch
  * SO_REUSEADDR; backlog <= 0 means 100 (asyncio's default). May suspend (name
  * resolution). Returns the listening fd (non-blocking, close-on-exec; the
  * caller owns it) or: the resolution errors of cio_getaddrinfo, -EADDRINUSE,
- * -EADDRNOTAVAIL, -EACCES, -EMFILE, -EINVAL (port NULL), -ECANCELED,
+ * -EADDRNOTAVAIL, -EACCES, -EMFILE, -EINVAL (port NULL, or a numeric port
+ * above 65535), -ECANCELED,
  * CIO_ENOTASK. The message lists each address tried.
  * Cancel-safety: on -ECANCELED no socket is left open. */
 CIO_NODISCARD int cio_tcp_listen(const char *host, const char *port, int backlog);
@@ -256,7 +262,7 @@ CIO_NODISCARD int cio_tcp_listen(const char *host, const char *port, int backlog
  * Returns the connected fd (non-blocking, close-on-exec; the caller owns it),
  * or the last attempt's error (-ECONNREFUSED, -ENETUNREACH, ...) with a
  * message listing every attempt; resolution errors; -EINVAL (host or port
- * NULL); -ECANCELED; CIO_ENOTASK.
+ * NULL, numeric port above 65535); -ECANCELED; CIO_ENOTASK.
  * Cancel-safety: on -ECANCELED no socket is left open. */
 CIO_NODISCARD int cio_tcp_connect(const char *host, const char *port);
 
