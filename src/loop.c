@@ -297,15 +297,18 @@ void cio__loop_unref(cio_loop *loop) {
 
 int cio_loop_ref_threadsafe(cio_loop *loop) {
   if (!loop) return cio__fail(-EINVAL, "cio_loop_ref_threadsafe: loop is NULL");
+  atomic_fetch_add_explicit(&loop->threadsafe_refs, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&loop->foreign_refs, 1, memory_order_relaxed);
   return 0;
 }
 
 int cio_loop_unref_threadsafe(cio_loop *loop) {
   if (!loop) return cio__fail(-EINVAL, "cio_loop_unref_threadsafe: loop is NULL");
-  if (atomic_load_explicit(&loop->foreign_refs, memory_order_acquire) <= 1)
+  if (atomic_fetch_sub_explicit(&loop->threadsafe_refs, 1, memory_order_acq_rel) <= 0) {
+    atomic_fetch_add_explicit(&loop->threadsafe_refs, 1, memory_order_relaxed);
     return cio__fail(CIO_EDOUBLEFREE,
                      "cio_loop_unref_threadsafe: more releases than cio_loop_ref_threadsafe calls");
+  }
   return foreign_drop(loop, true);
 }
 
@@ -608,7 +611,7 @@ static int run_once(cio_loop *loop) {
   }
   if (timeout < 0 && !loop->io_watchers && jobs == 0 && !loop->no_deadlock_check &&
       !atomic_load_explicit(&loop->ever_threadsafe, memory_order_relaxed) &&
-      atomic_load_explicit(&loop->foreign_refs, memory_order_acquire) <= 1)
+      atomic_load_explicit(&loop->threadsafe_refs, memory_order_acquire) == 0)
     return report_deadlock(loop);
 
   if (timeout != 0 || (loop->io_watchers && ++loop->busy_passes >= BUSY_POLL_PASSES)) {

@@ -85,9 +85,11 @@ struct cio_loop {
   bool running, stopping, closed, freed;
   int refs;           /* the user's (until cio_loop_free) plus one per live future */
   /* Threadsafe references (cio_loop_ref_threadsafe) plus one standing for all
-   * of `refs`: the memory goes when this reaches 0. While it is above 1 the
-   * loop is never reported deadlocked (another thread may still post). */
+   * of `refs`: the memory goes when this reaches 0. */
   atomic_int foreign_refs;
+  /* Threadsafe references alone: while any is held the loop is never
+   * reported deadlocked (another thread may still post). */
+  atomic_int threadsafe_refs;
   unsigned fork_gen;  /* cio__fork_gen when the loop was created */
 
   struct cio__poller poller;
