@@ -30,11 +30,29 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
+/* CIO_NODISCARD marks the calls whose result must be looked at (a lost
+ * -ECANCELED or error is a bug). Where a result may be ignored on purpose,
+ * cast it to void: `(void)cio_sleep(1);`. That works with C23 and C++17
+ * ([[nodiscard]]) and with clang (warn_unused_result). gcc's
+ * warn_unused_result in C11/C17 ignores the cast (a gcc rule, and
+ * [[nodiscard]] cannot be used there under -Wpedantic): write
+ * `if (cio_sleep(1)) {}`, or `(void)!cio_sleep(1)`, or build with
+ * -std=c2x/c23, or define CIO_NODISCARD as empty before including cio.h to
+ * turn the check off. */
+#ifndef CIO_NODISCARD
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#define CIO_NODISCARD [[nodiscard]]
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ > 201710L
+#define CIO_NODISCARD [[nodiscard]]
+#elif defined(__GNUC__) || defined(__clang__)
 #define CIO_NODISCARD __attribute__((warn_unused_result))
-#define CIO_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define CIO_NODISCARD
+#endif
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define CIO_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
 #define CIO_PRINTF(f, a)
 #endif
 

@@ -149,8 +149,11 @@ int cio_loop_print_tasks(cio_loop *loop, void *out);
  * -EINVAL for NaN, CIO_ENOTASK outside a task. Allocates nothing. */
 CIO_NODISCARD int cio_sleep(double delay);
 
-/* Yield once: cio_sleep(0). Returns 0, -ECANCELED, CIO_ENOTASK. */
-CIO_NODISCARD int cio_yield(void);
+/* Yield once: cio_sleep(0). Returns 0, -ECANCELED, CIO_ENOTASK. Not marked
+ * CIO_NODISCARD: a bare `cio_yield();` to let others run is common and
+ * harmless (an ignored -ECANCELED is not lost: the request stays counted by
+ * cio_task_cancelling, and the task ends cancelled when its body returns). */
+int cio_yield(void);
 
 /* ---- task-local values (contextvars) ----------------------------------------
  * A key is any object with static storage duration:
