@@ -101,6 +101,7 @@ static int real_peer_main(void *arg, void **result) {
 
 static void timer_cancelled_when_a_real_answer_comes(void **state) {
   (void)state;
+  skip_if_emulated("threads and sockets");
   timeouts_fired = 0;
   assert_int_equal(cio_run(real_peer_main, NULL, NULL), 0);
 }
@@ -272,6 +273,7 @@ static int values_main(void *arg, void **result) {
 
 static void positive_return_values_kept(void **state) {
   (void)state;
+  skip_if_emulated("threads and sockets");
   void *r = NULL;
   assert_int_equal(cio_run(five, NULL, &r), 5);
   assert_ptr_equal(r, (void *)(intptr_t)55);
@@ -323,6 +325,7 @@ static int port_main(void *arg, void **result) {
 
 static void port_out_of_range_refused(void **state) {
   (void)state;
+  skip_if_emulated("threads and sockets");
   assert_int_equal(cio_run(port_main, NULL, NULL), 0);
 }
 
@@ -456,6 +459,7 @@ static int handoff_main(void *arg, void **result) {
 
 static void handoff_to_a_thread_is_not_a_deadlock(void **state) {
   (void)state;
+  skip_if_emulated("threads and sockets");
   struct handoff h = {.late_rc = 1};
   atomic_init(&h.stage, 0);
   assert_int_equal(cio_run(handoff_main, &h, NULL), 42);
@@ -699,6 +703,7 @@ static void *fail_in_thread(void *arg) {
 /* Under LeakSanitizer this leaked each thread's last message. */
 static void thread_error_message_freed_at_exit(void **state) {
   (void)state;
+  skip_if_emulated("threads and sockets");
   for (int i = 0; i < 50; i++) {
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, fail_in_thread, NULL), 0);

@@ -107,7 +107,8 @@ typedef struct cio_loop_options {
  * (may be NULL) set to its result, -ECANCELED if it ended cancelled, or its
  * error code (message in cio_errmsg()). Also: CIO_ERUNNING if a loop is
  * already running in this thread, -EINVAL if main is NULL, -ENOMEM,
- * CIO_EDEADLOCK if the main task could never finish.
+ * CIO_EDEADLOCK if the main task could never finish, CIO_EFORKED in the
+ * child of a fork() called from this run's tasks (see "fork()" above).
  * With CIO_TRACE_RUN=1 in the environment it prints the loop time the run took
  * to stderr ("cio_run: loop time 3.000 s"). */
 CIO_NODISCARD int cio_run(cio_task_fn main, void *arg, void **result);
@@ -153,7 +154,8 @@ int cio_loop_unref_threadsafe(cio_loop *loop);
 /* Run until `fut` is done (asyncio's run_until_complete; wrap a function in a
  * task first with cio_create_task). Returns 0 when fut is done (its outcome is
  * read with the future calls), -EINVAL, CIO_ECLOSED, CIO_ERUNNING if any loop
- * is already running in this thread, CIO_EWRONGLOOP, CIO_EDEADLOCK, or
+ * is already running in this thread, CIO_EWRONGLOOP, CIO_EDEADLOCK,
+ * CIO_EFORKED (see "fork()" above), or
  * CIO_EINVALSTATE if the loop was stopped before fut was done. */
 CIO_NODISCARD int cio_loop_run_until_complete(cio_loop *loop, cio_future *fut);
 
