@@ -43,10 +43,17 @@ struct cio__stack_chunk {
   struct cio__stack stacks[];
 };
 
+/* Read by every thread that creates tasks: an atomic (relaxed: every thread
+ * computes the same value), so that two loops starting in two threads do
+ * not race on it. */
 static size_t page_size(void) {
-  static size_t page;
-  if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
-  return page;
+  static _Atomic size_t page;
+  size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+  if (!p) {
+    p = (size_t)sysconf(_SC_PAGESIZE);
+    atomic_store_explicit(&page, p, memory_order_relaxed);
+  }
+  return p;
 }
 
 size_t cio__stack_round(size_t size) {

@@ -11,6 +11,19 @@
 
 #include "cio_test.h"
 
+/* ThreadSanitizer cannot follow a child that starts threads after a fork
+ * of a multi-threaded process (it dies there on purpose). */
+#if defined(__SANITIZE_THREAD__)
+#define skip_if_tsan() skip()
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define skip_if_tsan() skip()
+#endif
+#endif
+#ifndef skip_if_tsan
+#define skip_if_tsan() ((void)0)
+#endif
+
 /* In the child, a failed check exits with its line number. */
 #define CHILD_CHECK(cond)        \
   do {                           \
@@ -120,6 +133,7 @@ static int fork_in_task_main(void *arg, void **result) {
 static void fork_from_a_task(void **state) {
   (void)state;
   skip_if_emulated("fork and threads");
+  skip_if_tsan();
   assert_int_equal(cio_run(fork_in_task_main, NULL, NULL), 0);
 }
 
@@ -147,6 +161,7 @@ static int fork_and_return_main(void *arg, void **result) {
 static void child_returning_to_the_inherited_loop(void **state) {
   (void)state;
   skip_if_emulated("fork");
+  skip_if_tsan();
   parent_pid = getpid();
   int rc = cio_run(fork_and_return_main, NULL, NULL);
   if (getpid() != parent_pid) {
@@ -162,6 +177,7 @@ static void child_returning_to_the_inherited_loop(void **state) {
 static void loop_and_executor_inherited(void **state) {
   (void)state;
   skip_if_emulated("fork and threads");
+  skip_if_tsan();
   cio_loop *loop;
   assert_int_equal(cio_loop_new(&loop, NULL), 0);
   cio_executor *ex;

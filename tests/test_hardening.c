@@ -13,6 +13,28 @@
 #include "cio_test.h"
 #include "loop.h" /* the loop's own fds */
 
+/* ---- first: two threads make the first loops of the process -------------------- */
+
+static void *make_a_loop(void *arg) {
+  (void)arg;
+  cio_loop *loop;
+  if (cio_loop_new(&loop, NULL) == 0) cio_loop_free(loop);
+  return NULL;
+}
+
+/* The page size was initialised lazily without synchronisation: ThreadSanitizer
+ * reported the race when two threads created the first loops (tools/test.sh
+ * tsan runs this program). Must run before anything else of this program. */
+static void first_loops_in_two_threads(void **state) {
+  (void)state;
+  skip_if_emulated("threads");
+  pthread_t a, b;
+  assert_int_equal(pthread_create(&a, NULL, make_a_loop, NULL), 0);
+  assert_int_equal(pthread_create(&b, NULL, make_a_loop, NULL), 0);
+  pthread_join(a, NULL);
+  pthread_join(b, NULL);
+}
+
 /* ---- handles: every state against cancel and unref ------------------------------ */
 
 static int timeouts_fired, soon_ran;
@@ -420,7 +442,7 @@ struct handoff {
   cio_loop *loop;
   cio_future *fut;
   atomic_int stage; /* 1: the loop is gone, post now */
-  int late_rc;
+  atomic_int late_rc;
 };
 
 static void complete_it(void *arg) {
@@ -460,16 +482,17 @@ static int handoff_main(void *arg, void **result) {
 static void handoff_to_a_thread_is_not_a_deadlock(void **state) {
   (void)state;
   skip_if_emulated("threads and sockets");
-  struct handoff h = {.late_rc = 1};
+  struct handoff h;
+  atomic_init(&h.late_rc, 1);
   atomic_init(&h.stage, 0);
   assert_int_equal(cio_run(handoff_main, &h, NULL), 42);
   /* The loop is closed and freed by cio_run, but its memory waits for the
    * thread's reference: a late post is refused, not a use-after-free. */
   atomic_store(&h.stage, 1);
-  for (int i = 0; i < 2000 && h.late_rc == 1; i++) nanosleep(&(struct timespec){0, 1000000}, NULL);
+  for (int i = 0; i < 2000 && atomic_load(&h.late_rc) == 1; i++) nanosleep(&(struct timespec){0, 1000000}, NULL);
   for (int i = 0; i < 2000 && atomic_load(&h.stage) != 2; i++)
     nanosleep(&(struct timespec){0, 1000000}, NULL);
-  assert_code(h.late_rc, CIO_ECLOSED);
+  assert_code(atomic_load(&h.late_rc), CIO_ECLOSED);
   assert_int_equal(atomic_load(&h.stage), 2);
 }
 
@@ -723,6 +746,7 @@ static void errmsg_is_errno_like(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(first_loops_in_two_threads),
       cmocka_unit_test(timer_cancelled_in_the_iteration_it_fired),
       cmocka_unit_test(timer_cancelled_when_a_real_answer_comes),
       cmocka_unit_test(handle_states),
