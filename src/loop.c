@@ -444,7 +444,8 @@ int cio_handle_cancel(cio_handle *h) {
 bool cio_handle_cancelled(const cio_handle *h) { return handle_ok(h) && h->cancelled; }
 
 double cio_handle_when(const cio_handle *h) {
-  return handle_ok(h) && h->is_timer ? (double)h->timer.when / 1e9 : 0.0;
+  if (!handle_ok(h) || !h->is_timer) return 0.0;
+  return h->timer.when >= CIO__NEVER ? INFINITY : (double)h->timer.when / 1e9;
 }
 
 int cio_handle_unref(cio_handle *h) {

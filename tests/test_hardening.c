@@ -369,8 +369,12 @@ static int never_main(void *arg, void **result) {
   cio_loop *loop = cio_get_running_loop();
   cio_task *t[3];
   for (int i = 0; i < 3; i++) t[i] = cio_create_task(forever, NULL, NULL);
-  assert_int_equal(cio_call_later(loop, INFINITY, count, NULL, NULL), 0);
+  cio_handle *h;
+  assert_int_equal(cio_call_later(loop, INFINITY, count, NULL, &h), 0);
+  assert_true(isinf(cio_handle_when(h)));
+  assert_int_equal(cio_handle_unref(h), 0);
   assert_int_equal(cio_call_later(loop, 1e300, count, NULL, NULL), 0);
+  assert_int_equal(cio_call_at(loop, 1e300, count, NULL, NULL), 0);
   for (int i = 0; i < 3; i++) assert_int_equal(cio_sleep(1e6), 0);
   assert_float_equal(cio_loop_time(loop), 3e6, 1e-6);
   for (int i = 0; i < 3; i++) {

@@ -222,7 +222,9 @@ CIO_NODISCARD int cio_call_soon_threadsafe(cio_loop *loop, cio_callback_fn fn, v
  * handle. */
 int cio_handle_cancel(cio_handle *handle);
 bool cio_handle_cancelled(const cio_handle *handle);
-/* Deadline of a timer handle in loop seconds; 0.0 for a call_soon handle. */
+/* Deadline of a timer handle in loop seconds (INFINITY for one that never
+ * fires: a delay of INFINITY or beyond ~146 years); 0.0 for a call_soon
+ * handle, NULL or a released handle. */
 double cio_handle_when(const cio_handle *handle);
 /* Release the caller's reference (a scheduled callback still runs, unless
  * cancelled). Returns 0, -EINVAL for NULL, or CIO_EDOUBLEFREE for a second
