@@ -54,7 +54,8 @@ int cio_future_cancel(cio_future *fut, const char *msg);
 bool cio_future_done(const cio_future *fut);
 bool cio_future_cancelled(const cio_future *fut);
 
-/* The outcome of a done future: 0 with *result set (result may be NULL), the
+/* The outcome of a done future: 0 with *result set (result may be NULL; for
+ * a task's future, the body's non-negative return value instead of 0), the
  * error code, -ECANCELED, or CIO_EINVALSTATE while pending, -EINVAL for NULL.
  * Marks an error as retrieved, and puts its message in cio_errmsg(). */
 int cio_future_result(cio_future *fut, void **result);

@@ -76,7 +76,8 @@ int cio_task_detach(cio_task *task);
 cio_future *cio_task_future(cio_task *task);
 
 /* await task: as cio_future_await on its future. Returns the task's outcome
- * (0 with *result, its error code, -ECANCELED) and does not suspend when the
+ * (the body's non-negative return value with *result, its error code,
+ * -ECANCELED) and does not suspend when the
  * task is already done; CIO_ENOTASK outside a task, CIO_ESELF for the
  * current task, CIO_EWRONGLOOP for a task of another loop. */
 CIO_NODISCARD int cio_task_await(cio_task *task, void **result);
@@ -104,8 +105,8 @@ int cio_task_uncancel(cio_task *task);
 bool cio_task_done(const cio_task *task);
 bool cio_task_cancelled(const cio_task *task);
 
-/* The outcome of a done task, as cio_future_result: 0 with *result, its
- * error code, -ECANCELED, CIO_EINVALSTATE while pending, -EINVAL for NULL. */
+/* The outcome of a done task, as cio_future_result: the body's non-negative
+ * return value with *result, its error code, -ECANCELED, CIO_EINVALSTATE while pending, -EINVAL for NULL. */
 int cio_task_result(cio_task *task, void **result);
 
 /* The task's name ("Task-N" unless set). Owned by the task; never NULL
