@@ -2519,7 +2519,7 @@ static void test_tg_record_oom(void **state) {
 #endif
 #endif
 #ifdef CIO_TEST_ASAN
-#include <sanitizer/allocator_interface.h>
+size_t __sanitizer_get_current_allocated_bytes(void); /* sanitizer/allocator_interface.h */
 static size_t heap_in_use(void) { return __sanitizer_get_current_allocated_bytes(); }
 #define FLAT_CHILDREN 50000
 #else
