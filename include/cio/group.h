@@ -238,7 +238,9 @@ size_t cio_taskgroup_pending(const cio_taskgroup *tg);
  * freed after it): a second free, or any other call on the freed group,
  * returns -EINVAL (-EINVAL/0/NULL for the accessors) without touching
  * freed memory. Not caught: a stale pointer used after its memory was
- * reused by a new group (at least 64 frees later) acts on that group. */
+ * reused by a new group (at least 64 frees later) acts on that group; a
+ * pointer that never was a group (its memory is read to check); a free
+ * racing with another call on the same group from another thread. */
 int cio_taskgroup_free(cio_taskgroup *tg);
 
 /* `async with tg:` — enter, run the block, join. rc: see the top of this
