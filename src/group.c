@@ -82,15 +82,6 @@ static long distinct(cio_future *const *fs, size_t n, size_t *idx) {
   return (long)k;
 }
 
-/* A cb node that may still be linked: in f's waiter list while f is
- * pending, else in the loop's ready queue. Unlink it. */
-static void unlink_cb(struct cio_future *f, struct cio__cb *cb) {
-  if (f->state == CIO__PENDING)
-    cio__future_remove_waiter(f, cb);
-  else
-    cio__loop_unqueue(f->loop, cb);
-}
-
 static void complete_copy(struct cio_future *f, int state, int code, const char *msg) {
   char *copy = msg ? strdup(msg) : NULL;
   cio__future_complete(f, state, code, NULL, copy, copy != NULL);
@@ -630,6 +621,10 @@ static int gather_cancel(struct cio__hooked_future *hf, const char *msg) {
   return ret;
 }
 
+static bool gather_queued_kid(struct cio__cb *cb, void *arg) {
+  return cb->run == gather_kid_done && ((struct gkid *)cb)->g == arg;
+}
+
 int cio_gather(cio_future *const *aws, size_t n, void **results, int *codes) {
   struct cio_task *t = NULL;
   int rc = current_task("cio_gather", &t);
@@ -670,10 +665,16 @@ int cio_gather(cio_future *const *aws, size_t n, void **results, int *codes) {
       gather_process(&g, kids[k].fut);
     }
   rc = cio__task_await(t, &g.outer.fut, NULL);
+  size_t queued = 0;
   for (size_t k = 0; k < g.nkids; k++) {
-    if (!kids[k].ran) unlink_cb(kids[k].fut, &kids[k].cb);
-    cio_future_unref(kids[k].fut);
+    if (kids[k].ran) continue;
+    if (kids[k].fut->state == CIO__PENDING)
+      cio__future_remove_waiter(kids[k].fut, &kids[k].cb);
+    else
+      queued++;
   }
+  if (queued) cio__loop_unqueue_if(loop, gather_queued_kid, &g); /* one pass */
+  for (size_t k = 0; k < g.nkids; k++) cio_future_unref(kids[k].fut);
   cio__future_finalize(&g.outer.fut, NULL);
   free(kids);
   free(idx);
@@ -772,6 +773,10 @@ static void wait_timeout(struct cio__cb *cb) {
   wait_release(w);
 }
 
+static bool wait_queued_rec(struct cio__cb *cb, void *arg) {
+  return cb->run == wait_rec_done && ((struct wrec *)cb)->w == arg;
+}
+
 int cio_wait(cio_future *const *fs, size_t n, double timeout, cio_return_when return_when,
              cio_future **done, size_t *ndone, cio_future **pending, size_t *npending) {
   if (ndone) *ndone = 0;
@@ -816,10 +821,17 @@ int cio_wait(cio_future *const *fs, size_t n, double timeout, cio_return_when re
   }
   rc = cio__task_await(t, &w.waiter, NULL);
   cio__timer_stop(loop, &w.timer);
-  size_t nd = 0, np = 0;
+  size_t nd = 0, np = 0, queued = 0;
+  for (long k = 0; k < nr; k++) {
+    if (recs[k].ran) continue;
+    if (recs[k].fut->state == CIO__PENDING)
+      cio__future_remove_waiter(recs[k].fut, &recs[k].cb);
+    else
+      queued++;
+  }
+  if (queued) cio__loop_unqueue_if(loop, wait_queued_rec, &w); /* one pass */
   for (long k = 0; k < nr; k++) {
     struct cio_future *f = recs[k].fut;
-    if (!recs[k].ran) unlink_cb(f, &recs[k].cb);
     if (f->state != CIO__PENDING) {
       if (done) done[nd] = f;
       nd++;

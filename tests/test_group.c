@@ -2404,6 +2404,56 @@ static void test_ac_free_many_queued(void **state) {
   assert_trace("");
 }
 
+/* The same for gather and wait: the caller resumes with 79,999 of its
+ * callbacks still queued (their futures completed after the one that woke
+ * it, in the same iteration). */
+static cio_future **many_fs;
+
+static void set_rest(void *arg) {
+  (void)arg;
+  for (int i = AC_MANY - 1; i >= 1; i--) check(cio_future_set_result(many_fs[i], NULL) == 0);
+}
+
+static void set_first(void *arg) {
+  if (arg)
+    check(cio_future_set_error(many_fs[0], -EIO, "first") == 0);
+  else
+    check(cio_future_set_result(many_fs[0], NULL) == 0);
+  check(cio_call_soon(cio_get_running_loop(), set_rest, NULL, NULL) == 0);
+}
+
+static int combinators_many_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  cio_loop *loop = cio_get_running_loop();
+  many_fs = malloc(AC_MANY * sizeof *many_fs);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < AC_MANY; i++) many_fs[i] = cio_future_new(loop);
+    check(cio_call_soon(loop, set_first, round ? NULL : (void *)1, NULL) == 0);
+    double t0 = real_now();
+    int rc;
+    if (round == 0) {
+      rc = cio_gather(many_fs, AC_MANY, NULL, NULL);
+      check(rc == -EIO);
+    } else {
+      size_t nd = 0;
+      rc = cio_wait(many_fs, AC_MANY, CIO_NO_TIMEOUT, CIO_FIRST_COMPLETED, NULL, &nd, NULL, NULL);
+      check(rc == 0 && nd >= 1);
+    }
+    double dt = real_now() - t0;
+    if (dt > 1.0) trace("%s slow: %.2f s", round ? "wait" : "gather", dt);
+    for (int i = 0; i < AC_MANY; i++) cio_future_unref(many_fs[i]);
+  }
+  free(many_fs);
+  return 0;
+}
+
+static void test_combinators_many_queued(void **state) {
+  (void)state;
+  assert_code(run(combinators_many_main), 0);
+  assert_trace("");
+}
+
 /* Item 3: a second free of a group or an iterator is refused with -EINVAL,
  * also when a new object was made in between (the freed memory is not
  * handed out again at once). */
@@ -2753,6 +2803,7 @@ int main(void) {
       cmocka_unit_test_setup(test_sh_no_leak, setup),
       cmocka_unit_test_setup(test_sh_late_error_after_release, setup),
       cmocka_unit_test_setup(test_ac_free_many_queued, setup),
+      cmocka_unit_test_setup(test_combinators_many_queued, setup),
       cmocka_unit_test_setup(test_double_free, setup),
       cmocka_unit_test_setup(test_tg_record_oom, setup),
       cmocka_unit_test_setup(test_tg_forgets_finished_children, setup),
