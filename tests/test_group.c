@@ -2214,8 +2214,9 @@ static void test_everything_cleans_up(void **state) {
 
 /* ==== Hardening (issue 13) ================================================================ */
 
-/* Item 15: the cancel's message reaches a caller waiting in gather, also
- * with return_exceptions (CPython 3.13: CancelledError('my message')). */
+/* ga_cancel_msg (item 15): the cancel's message reaches a caller waiting in
+ * gather, also with return_exceptions (CPython 3.13: CancelledError('my
+ * message')). */
 static cio_task *gm_kids[2];
 
 static int gm_caller(void *arg, void **result) {
@@ -2249,11 +2250,10 @@ static int ga_cancel_msg_main(void *arg, void **result) {
 static void test_ga_cancel_message(void **state) {
   (void)state;
   assert_code(run(ga_cancel_msg_main), 0);
-  assert_trace("s!@0 s!@0 gather=ECANCELED:my message caller=ECANCELED:my message "
-               "s!@0 s!@0 gather=ECANCELED:my message caller=ECANCELED:my message");
+  assert_trace("s!@0 s!@0 gather=ECANCELED:my message caller=ECANCELED:my message s!@0 s!@0 gather=ECANCELED:my message caller=ECANCELED:my message");
 }
 
-/* Item 16: a negative delay or a past deadline stays in when() (CPython:
+/* to_when_past (item 16): a negative delay or a past deadline stays in when() (CPython:
  * timeout(-11).when() == loop.time() - 11); the scope still fires on the
  * next iteration. */
 static int to_when_past_main(void *arg, void **result) {
@@ -2285,8 +2285,7 @@ static int to_when_past_main(void *arg, void **result) {
 static void test_to_when_past(void **state) {
   (void)state;
   assert_code(run(to_when_past_main), 0);
-  assert_trace("when=-11 rc=ETIMEDOUT@0 when=-6 when=-2 rc=ETIMEDOUT@5 when=-2 when=2.5 "
-               "rc=ETIMEDOUT@5");
+  assert_trace("when=-11 rc=ETIMEDOUT@0 when=-6 when=-2 rc=ETIMEDOUT@5 when=-2 when=2.5 rc=ETIMEDOUT@5");
 }
 
 /* Item 10: a zeroed or cio_timeout_init-ed scope is the starting state. */
