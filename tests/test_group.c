@@ -2652,6 +2652,18 @@ static int ret_timeout(void *arg, void **result) {
   return rc;
 }
 
+static int goto_timeout(void) {
+  cio_timeout to = CIO_TIMEOUT_INIT;
+  int rc;
+  CIO_WITH_TIMEOUT(&to, 1, rc) {
+    rc = cio_sleep(0.25);
+    goto out;
+  }
+  rc = -1;
+out:
+  return rc;
+}
+
 static int scribble(int depth) { /* reuse the dead frames */
   volatile char buf[2048];
   memset((char *)buf, 0x5a, sizeof buf);
@@ -2691,6 +2703,15 @@ static int group_return_main(void *arg, void **result) {
   cio_taskgroup_free(ret_tg);
   rc = cio_sleep(1);
   trace("sleep=%s", N(rc));
+  /* An outer cancel while the guard joins: kept pending, not swallowed. */
+  ret_tg = cio_taskgroup_new();
+  check(cio_call_later(cio_get_running_loop(), 0.5, cancel_cb, self(), NULL) == 0);
+  rc = ret_group(NULL, NULL);
+  trace("tg=%d@%g cancelling=%d", rc, now(), cio_task_cancelling(self()));
+  cio_taskgroup_free(ret_tg);
+  rc = cio_sleep(1);
+  trace("sleep=%s@%g", N(rc), now());
+  check(cio_task_uncancel(self()) == 0);
   handler_calls = 0;
   return 0;
 }
@@ -2699,7 +2720,8 @@ static void test_scope_return_group(void **state) {
   (void)state;
   assert_code(run(group_return_main), 0);
   assert_trace("a+ a-@1 tg=5@1 pending=0 handler=0 fx@1.5 tg=ECANCELED@1.5 pending=0 "
-               "handler=1:CIO_EGROUP cancelling=0 sleep=OK");
+               "handler=1:CIO_EGROUP cancelling=0 sleep=OK a+ tg=5@3 cancelling=1 "
+               "sleep=ECANCELED@3");
 }
 
 static int scope_return_main(void *arg, void **result) {
@@ -2717,6 +2739,11 @@ static int scope_return_main(void *arg, void **result) {
   trace("to=%s@%g handler=%d:%s", N(rc), now(), handler_calls, N(handler_code));
   rc = cio_sleep(1);
   trace("sleep=%s cancelling=%d", N(rc), cio_task_cancelling(self()));
+  rc = goto_timeout();
+  scribble(8);
+  trace("goto=%d@%g", rc, now());
+  rc = cio_sleep(2);
+  trace("sleep=%s@%g", N(rc), now());
   handler_calls = 0;
   return 0;
 }
@@ -2725,7 +2752,7 @@ static void test_scope_return_timeout(void **state) {
   (void)state;
   assert_code(run(scope_return_main), 0);
   assert_trace("to=7@0.5 sleep=OK@2.5 cancelling=0 handler=0 to=ECANCELED@3.5 handler=1:ETIMEDOUT "
-               "sleep=OK cancelling=0");
+               "sleep=OK cancelling=0 goto=0@4.75 sleep=OK@6.75");
 }
 #endif
 
