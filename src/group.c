@@ -9,6 +9,7 @@
  * scheduled with call_soon; the future a combinator's caller waits on lives
  * in the caller's frame when it cannot outlive the call. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,15 +82,6 @@ static long distinct(cio_future *const *fs, size_t n, size_t *idx) {
   return (long)k;
 }
 
-/* A cb node that may still be linked: in f's waiter list while f is
- * pending, else in the loop's ready queue. Unlink it. */
-static void unlink_cb(struct cio_future *f, struct cio__cb *cb) {
-  if (f->state == CIO__PENDING)
-    cio__future_remove_waiter(f, cb);
-  else
-    cio__loop_unqueue(f->loop, cb);
-}
-
 static void complete_copy(struct cio_future *f, int state, int code, const char *msg) {
   char *copy = msg ? strdup(msg) : NULL;
   cio__future_complete(f, state, code, NULL, copy, copy != NULL);
@@ -104,18 +96,69 @@ static const char *describe(struct cio_future *f, char *buf, size_t cap) {
   return buf;
 }
 
+/* ---- type-stable memory for groups and iterators ------------------------------------------ */
+
+/* A freed group or iterator is not given back to malloc: it keeps its dead
+ * mark in a free list of its type, and is handed out again only once more
+ * than POOL_QUARANTINE others of its type were freed after it. So a second
+ * cio_taskgroup_free (or any other call) on a freed object reads memory that
+ * is still a group, sees the dead mark, and returns -EINVAL — unless that
+ * many objects were freed and one was made again in between, when the stale
+ * pointer may alias a new live object (which no pointer check can tell).
+ * The pools hold at most the peak number of live objects plus the
+ * quarantine; they are never returned to the system. */
+#define POOL_QUARANTINE 64
+
+struct pool {
+  pthread_mutex_t mu;
+  void *head, *tail; /* FIFO: the oldest freed object is reused first */
+  size_t nfree;
+  size_t link; /* offset of the object's free-list pointer */
+  size_t size;
+};
+
+static void *pool_get(struct pool *p) {
+  void *obj = NULL;
+  pthread_mutex_lock(&p->mu);
+  if (p->nfree > POOL_QUARANTINE) {
+    obj = p->head;
+    memcpy(&p->head, (char *)obj + p->link, sizeof(void *));
+    if (!p->head) p->tail = NULL;
+    p->nfree--;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (!obj) return calloc(1, p->size);
+  memset(obj, 0, p->size);
+  return obj;
+}
+
+/* The object's dead mark must be set already. */
+static void pool_put(struct pool *p, void *obj) {
+  void *null = NULL;
+  memcpy((char *)obj + p->link, &null, sizeof null);
+  pthread_mutex_lock(&p->mu);
+  if (p->tail)
+    memcpy((char *)p->tail + p->link, &obj, sizeof obj);
+  else
+    p->head = obj;
+  p->tail = obj;
+  p->nfree++;
+  pthread_mutex_unlock(&p->mu);
+}
+
 /* ==== TaskGroup =========================================================================== */
 
 #define TG_MAGIC 0x74677270u
 #define TG_DEAD 0xdead7970u
 
-/* One child: the group's done callback on it and the group's reference. */
+/* One child not yet seen done: the group's done callback on it and the
+ * group's reference. Freed (and the reference dropped) when the callback
+ * runs: the group forgets finished children, as asyncio does. */
 struct child {
   struct cio__cb cb;
-  struct child *next; /* creation order */
+  struct child *prev, *next; /* creation order */
   struct cio_taskgroup *tg;
   struct cio_task *task;
-  bool ran; /* the callback ran: the group saw the child finish */
 };
 
 struct cio_taskgroup {
@@ -124,46 +167,85 @@ struct cio_taskgroup {
   bool parent_cancel_requested, cancel_on_enter;
   cio_loop *loop;
   struct cio_task *parent; /* referenced from enter until free */
-  struct child *head, **tailp;
+  struct child *head, *tail;
   size_t npending;                 /* children whose callback has not run */
   struct cio_future *on_completed; /* join's waiter, in join's frame */
-  cio_group_error *errors;
+  cio_group_error *errors;         /* each errors[i].task is referenced */
   unsigned char *owned; /* errors[i].msg is malloc'd */
   size_t nerrors, cap;
+  /* Errors that could not be recorded (no memory): they fail the group all
+   * the same; the first is described here, without allocating. */
+  size_t nlost;
+  int lost_code;
+  char lost_what[200];
+  struct cio_taskgroup *pool_next;
 };
+
+static struct pool tg_pool = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0,
+                              offsetof(struct cio_taskgroup, pool_next),
+                              sizeof(struct cio_taskgroup)};
+
+/* Test hook: when set to n > 0, the n-th next error record fails as if out
+ * of memory. */
+int cio__taskgroup_fail_record;
 
 static bool tg_ok(const cio_taskgroup *tg) { return tg && tg->magic == TG_MAGIC; }
 
 cio_taskgroup *cio_taskgroup_new(void) {
-  cio_taskgroup *tg = calloc(1, sizeof *tg);
+  cio_taskgroup *tg = pool_get(&tg_pool);
   if (!tg) {
     cio__fail_static(-ENOMEM, "cio_taskgroup_new: out of memory");
     return NULL;
   }
   tg->magic = TG_MAGIC;
-  tg->tailp = &tg->head;
   return tg;
 }
 
-static void add_error(cio_taskgroup *tg, int code, const char *msg, cio_task *task) {
+static bool record_fails(void) {
+  return cio__taskgroup_fail_record > 0 && --cio__taskgroup_fail_record == 0;
+}
+
+/* Record an error: a child's (task, the group takes its own reference) or
+ * the body's (task NULL; body_msg, malloc'd or NULL, is taken over). If it
+ * cannot be recorded it still fails the group (nlost). */
+static void add_error(cio_taskgroup *tg, int code, const char *msg, cio_task *task,
+                      char *body_msg) {
   if (!msg) msg = cio_strerror(code);
-  if (tg->nerrors == tg->cap) {
+  bool ok = !record_fails();
+  if (ok && tg->nerrors == tg->cap) {
     size_t cap = tg->cap ? tg->cap * 2 : 4;
     cio_group_error *e = realloc(tg->errors, cap * sizeof *e);
     if (e) tg->errors = e;
     unsigned char *o = e ? realloc(tg->owned, cap) : NULL;
     if (o) tg->owned = o;
-    if (!e || !o) {
-      /* Cannot keep it: at least do not lose it silently. */
-      cio_exception_context ctx = {.message = "TaskGroup: no memory to record a child's error",
-                                   .code = code, .error = msg, .task = task};
-      if (tg->loop) cio_loop_call_exception_handler(tg->loop, &ctx);
-      return;
-    }
-    tg->cap = cap;
+    if (e && o)
+      tg->cap = cap;
+    else
+      ok = false;
   }
-  char *copy = strdup(msg);
-  tg->errors[tg->nerrors] = (cio_group_error){code, copy ? copy : msg, task};
+  if (!ok) {
+    /* Cannot keep it: it fails the group all the same, and is not lost
+     * silently. */
+    if (tg->nlost++ == 0) {
+      tg->lost_code = code;
+      if (task)
+        snprintf(tg->lost_what, sizeof tg->lost_what, "task '%s': %s: %s",
+                 cio_task_get_name(task), cio_err_name(code), msg);
+      else
+        snprintf(tg->lost_what, sizeof tg->lost_what, "the group body: %s: %s",
+                 cio_err_name(code), msg);
+    }
+    cio_exception_context ctx = {.message = "TaskGroup: no memory to record an error",
+                                 .code = code, .error = msg, .task = task};
+    if (tg->loop) cio_loop_call_exception_handler(tg->loop, &ctx);
+    free(body_msg);
+    return;
+  }
+  char *copy = body_msg ? body_msg : strdup(msg);
+  /* Without a copy the message stays valid all the same: the task's (we hold
+   * a reference), or a static description. */
+  if (!copy && !task) msg = cio_strerror(code);
+  tg->errors[tg->nerrors] = (cio_group_error){code, copy ? copy : msg, task ? cio_task_ref(task) : NULL};
   tg->owned[tg->nerrors] = copy != NULL;
   tg->nerrors++;
 }
@@ -172,36 +254,51 @@ static void add_error(cio_taskgroup *tg, int code, const char *msg, cio_task *ta
 static void tg_abort(cio_taskgroup *tg) {
   tg->aborting = true;
   for (struct child *c = tg->head; c; c = c->next)
-    if (!c->ran && c->task->fut.state == CIO__PENDING) cio_task_cancel(c->task, NULL);
+    if (c->task->fut.state == CIO__PENDING) cio_task_cancel(c->task, NULL);
+}
+
+static void tg_unlink(cio_taskgroup *tg, struct child *c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    tg->head = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  else
+    tg->tail = c->prev;
 }
 
 /* asyncio's _on_task_done. */
 static void child_done(struct cio__cb *cb) {
   struct child *c = (struct child *)cb;
   cio_taskgroup *tg = c->tg;
-  c->ran = true;
+  cio_task *task = c->task; /* the group's reference, dropped at the end */
+  tg_unlink(tg, c);
+  free(c);
   tg->npending--;
   if (tg->on_completed && tg->npending == 0 && tg->on_completed->state == CIO__PENDING)
     cio__future_complete(tg->on_completed, CIO__RESULT, 0, NULL, NULL, false);
-  struct cio_future *f = &c->task->fut;
-  if (f->state != CIO__ERROR) return; /* a result, or cancelled: not an error */
+  struct cio_future *f = &task->fut;
+  if (f->state != CIO__ERROR) { /* a result, or cancelled: not an error */
+    cio_task_unref(task);
+    return;
+  }
   f->flags |= CIO__F_RETRIEVED;
-  add_error(tg, f->code, f->msg, c->task);
+  add_error(tg, f->code, f->msg, task, NULL);
   if (tg->parent->fut.state != CIO__PENDING) {
     char msg[256];
     snprintf(msg, sizeof msg, "Task '%s' has errored out but its parent task '%s' is already "
-             "completed", cio_task_get_name(c->task), cio_task_get_name(tg->parent));
+             "completed", cio_task_get_name(task), cio_task_get_name(tg->parent));
     cio_exception_context ctx = {.message = msg, .code = f->code, .error = f->msg,
-                                 .task = c->task, .future = f};
+                                 .task = task, .future = f};
     cio_loop_call_exception_handler(tg->loop, &ctx);
-    return;
-  }
-  if (!tg->aborting && !tg->parent_cancel_requested) {
+  } else if (!tg->aborting && !tg->parent_cancel_requested) {
     /* Interrupt whatever the body awaits; join withdraws this request. */
     tg_abort(tg);
     tg->parent_cancel_requested = true;
     cio_task_cancel(tg->parent, NULL);
   }
+  cio_task_unref(task);
 }
 
 int cio_taskgroup_enter(cio_taskgroup *tg) {
@@ -254,12 +351,15 @@ cio_task *cio_taskgroup_create_task(cio_taskgroup *tg, cio_task_fn fn, void *arg
     return NULL;
   }
   c->cb.run = child_done;
+  c->prev = tg->tail;
   c->next = NULL;
   c->tg = tg;
   c->task = t;
-  c->ran = false;
-  *tg->tailp = c;
-  tg->tailp = &c->next;
+  if (tg->tail)
+    tg->tail->next = c;
+  else
+    tg->head = c;
+  tg->tail = c;
   tg->npending++;
   /* Always through the callback, even for a child that finished eagerly
    * (cpython gh-128550: else its error would cancel the parent too early). */
@@ -284,6 +384,9 @@ static int group_failure(cio_taskgroup *tg) {
             e->task ? cio_task_get_name(e->task) : "", e->task ? "'" : "", cio_err_name(e->code),
             e->msg);
   }
+  if (tg->nlost)
+    fprintf(m, "; and %zu more that could not be recorded (out of memory), the first: %s",
+            tg->nlost, tg->lost_what);
   fclose(m);
   int rc = cio__fail(CIO_EGROUP, "%s", buf);
   free(buf);
@@ -343,7 +446,7 @@ int cio_taskgroup_join(cio_taskgroup *tg, int body_rc) {
     else if (!propagate_cancel)
       propagate_cancel = pending_cancel; /* cpython#155433: the rest is not ours */
   }
-  if (propagate_cancel && tg->nerrors == 0) {
+  if (propagate_cancel && tg->nerrors == 0 && tg->nlost == 0) {
     if (body_err) {
       rc = cio__fail(-ECANCELED, "the task group's parent task was cancelled (dropping the error "
                                  "of the group body: %s: %s)", cio_err_name(body_err),
@@ -354,15 +457,18 @@ int cio_taskgroup_join(cio_taskgroup *tg, int body_rc) {
     free(body_msg);
     return rc;
   }
-  if (body_err) add_error(tg, body_err, body_msg, NULL);
-  free(body_msg);
-  if (tg->nerrors == 0) return body_rc > 0 ? body_rc : 0;
+  if (body_err) add_error(tg, body_err, body_msg, NULL, body_msg);
+  if (tg->nerrors == 0 && tg->nlost == 0) return body_rc > 0 ? body_rc : 0;
   /* An outer cancellation pending on the parent stays armed (3.13): the
    * un-cancel/re-cancel keeps the count and makes the next await see it. */
   if (t->cancel_requests > 0) {
     cio_task_uncancel(t);
     cio_task_cancel(t, NULL);
   }
+  if (tg->nerrors == 0)
+    return cio__fail(-ENOMEM, "unhandled error%s in a TaskGroup that could not be recorded (out "
+                     "of memory)%s: %s", tg->nlost == 1 ? "" : "s",
+                     tg->nlost == 1 ? "" : ", the first", tg->lost_what);
   return group_failure(tg);
 }
 
@@ -396,23 +502,33 @@ const cio_group_error *cio_taskgroup_errors(const cio_taskgroup *tg, size_t *n) 
 
 size_t cio_taskgroup_pending(const cio_taskgroup *tg) { return tg_ok(tg) ? tg->npending : 0; }
 
+static bool tg_queued_child(struct cio__cb *cb, void *arg) {
+  return cb->run == child_done && ((struct child *)cb)->tg == arg;
+}
+
 int cio_taskgroup_free(cio_taskgroup *tg) {
   if (!tg) return 0;
   if (!tg_ok(tg)) return cio__fail(-EINVAL, "cio_taskgroup_free: not a live task group");
   if (tg->joining)
     return cio__fail(CIO_EINVALSTATE, "cio_taskgroup_free: a task is waiting in join");
-  size_t cancelled = 0;
+  size_t cancelled = 0, queued = 0;
+  /* Unhook the callbacks: those waiting on a pending child one by one, those
+   * already queued (the child finished) all in one pass over the queue. */
+  for (struct child *c = tg->head; c; c = c->next)
+    if (c->task->fut.state == CIO__PENDING)
+      cio__future_remove_waiter(&c->task->fut, &c->cb);
+    else
+      queued++;
+  if (queued) cio__loop_unqueue_if(tg->loop, tg_queued_child, tg);
   struct child *c = tg->head;
   while (c) {
     struct child *next = c->next;
-    if (!c->ran) {
-      unlink_cb(&c->task->fut, &c->cb);
-      if (c->task->fut.state == CIO__PENDING && cio_task_cancel(c->task, NULL) == 1) cancelled++;
-    }
+    if (c->task->fut.state == CIO__PENDING && cio_task_cancel(c->task, NULL) == 1) cancelled++;
     cio_task_unref(c->task);
     free(c);
     c = next;
   }
+  tg->head = tg->tail = NULL;
   if (cancelled && tg->loop) {
     char msg[160];
     snprintf(msg, sizeof msg, "TaskGroup freed before join: %zu pending child task%s cancelled",
@@ -420,13 +536,15 @@ int cio_taskgroup_free(cio_taskgroup *tg) {
     cio_exception_context ctx = {.message = msg, .task = tg->parent};
     cio_loop_call_exception_handler(tg->loop, &ctx);
   }
-  for (size_t i = 0; i < tg->nerrors; i++)
+  for (size_t i = 0; i < tg->nerrors; i++) {
     if (tg->owned[i]) free((void *)tg->errors[i].msg);
+    if (tg->errors[i].task) cio_task_unref(tg->errors[i].task);
+  }
   free(tg->errors);
   free(tg->owned);
   if (tg->parent) cio_task_unref(tg->parent);
   tg->magic = TG_DEAD;
-  free(tg);
+  pool_put(&tg_pool, tg);
   return 0;
 }
 
@@ -480,8 +598,8 @@ static void gather_process(struct gather *g, struct cio_future *f) {
       if (g->codes) g->codes[i] = c->code;
     }
   }
-  if (g->cancel_requested)
-    cio__future_complete(outer, CIO__CANCELLED, -ECANCELED, NULL, NULL, false);
+  if (g->cancel_requested) /* asyncio: fut._make_cancelled_error(), fut the last child */
+    complete_copy(outer, CIO__CANCELLED, -ECANCELED, f->state == CIO__CANCELLED ? f->msg : NULL);
   else
     cio__future_complete(outer, CIO__RESULT, 0, NULL, NULL, false);
 }
@@ -501,6 +619,10 @@ static int gather_cancel(struct cio__hooked_future *hf, const char *msg) {
     if (cio_future_cancel(g->aws[i], msg) == 1) ret = 1;
   if (ret) g->cancel_requested = true;
   return ret;
+}
+
+static bool gather_queued_kid(struct cio__cb *cb, void *arg) {
+  return cb->run == gather_kid_done && ((struct gkid *)cb)->g == arg;
 }
 
 int cio_gather(cio_future *const *aws, size_t n, void **results, int *codes) {
@@ -543,10 +665,16 @@ int cio_gather(cio_future *const *aws, size_t n, void **results, int *codes) {
       gather_process(&g, kids[k].fut);
     }
   rc = cio__task_await(t, &g.outer.fut, NULL);
+  size_t queued = 0;
   for (size_t k = 0; k < g.nkids; k++) {
-    if (!kids[k].ran) unlink_cb(kids[k].fut, &kids[k].cb);
-    cio_future_unref(kids[k].fut);
+    if (kids[k].ran) continue;
+    if (kids[k].fut->state == CIO__PENDING)
+      cio__future_remove_waiter(kids[k].fut, &kids[k].cb);
+    else
+      queued++;
   }
+  if (queued) cio__loop_unqueue_if(loop, gather_queued_kid, &g); /* one pass */
+  for (size_t k = 0; k < g.nkids; k++) cio_future_unref(kids[k].fut);
   cio__future_finalize(&g.outer.fut, NULL);
   free(kids);
   free(idx);
@@ -645,6 +773,10 @@ static void wait_timeout(struct cio__cb *cb) {
   wait_release(w);
 }
 
+static bool wait_queued_rec(struct cio__cb *cb, void *arg) {
+  return cb->run == wait_rec_done && ((struct wrec *)cb)->w == arg;
+}
+
 int cio_wait(cio_future *const *fs, size_t n, double timeout, cio_return_when return_when,
              cio_future **done, size_t *ndone, cio_future **pending, size_t *npending) {
   if (ndone) *ndone = 0;
@@ -689,10 +821,17 @@ int cio_wait(cio_future *const *fs, size_t n, double timeout, cio_return_when re
   }
   rc = cio__task_await(t, &w.waiter, NULL);
   cio__timer_stop(loop, &w.timer);
-  size_t nd = 0, np = 0;
+  size_t nd = 0, np = 0, queued = 0;
+  for (long k = 0; k < nr; k++) {
+    if (recs[k].ran) continue;
+    if (recs[k].fut->state == CIO__PENDING)
+      cio__future_remove_waiter(recs[k].fut, &recs[k].cb);
+    else
+      queued++;
+  }
+  if (queued) cio__loop_unqueue_if(loop, wait_queued_rec, &w); /* one pass */
   for (long k = 0; k < nr; k++) {
     struct cio_future *f = recs[k].fut;
-    if (!recs[k].ran) unlink_cb(f, &recs[k].cb);
     if (f->state != CIO__PENDING) {
       if (done) done[nd] = f;
       nd++;
@@ -729,6 +868,12 @@ static void shield_report(struct cio_future *inner) {
   cio_exception_context ctx = {.message = msg, .code = inner->code, .error = inner->msg,
                                .task = cio_future_task(inner), .future = inner};
   cio_loop_call_exception_handler(inner->loop, &ctx);
+}
+
+/* The watch after the caller left: report a failure nobody will read. */
+static void shield_late(cio_future *inner, void *arg) {
+  (void)arg;
+  if (inner->state == CIO__ERROR) shield_report(inner);
 }
 
 /* asyncio's _inner_done_callback. */
@@ -778,11 +923,20 @@ int cio_shield(cio_future *inner, void **result) {
                            .outer = &outer};
   cio__future_add_waiter(inner, &r->cb);
   rc = cio__task_await(t, &outer, result);
+  if (!r->ran && inner->state == CIO__PENDING &&
+      cio_future_add_done_callback(inner, shield_late, NULL) == 0) {
+    /* The caller left (cancelled) while inner runs on: watch it with a done
+     * callback, which holds no reference until inner completes, so that a
+     * pending inner whose last reference goes away is freed with it instead
+     * of being kept alive (with its loop) by this watch. */
+    cio__future_remove_waiter(inner, &r->cb);
+    r->ran = true;
+  }
   if (r->ran) {
     cio_future_unref(inner);
     free(r);
   } else {
-    r->outer = NULL; /* it goes on alone and frees itself */
+    r->outer = NULL; /* queued already (or no memory): it goes on alone and frees itself */
   }
   cio__future_finalize(&outer, NULL);
   return rc;
@@ -791,6 +945,7 @@ int cio_shield(cio_future *inner, void **result) {
 /* ==== as_completed ============================================================================== */
 
 #define AC_MAGIC 0x61636d70u
+#define AC_DEAD 0xdead6163u
 
 struct acrec {
   struct cio__cb cb;
@@ -811,7 +966,12 @@ struct cio_as_completed {
   size_t ntodo;     /* futures still watched */
   struct cio__timer timer;
   struct cio_future *getter; /* the future a waiting next() sleeps on */
+  struct cio_as_completed *pool_next;
 };
+
+static struct pool ac_pool = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0,
+                              offsetof(struct cio_as_completed, pool_next),
+                              sizeof(struct cio_as_completed)};
 
 static void ac_put(struct cio_as_completed *it, struct cio_future *f) {
   it->q[(it->qhead + it->qlen++) % it->nrecs] = f;
@@ -865,7 +1025,7 @@ cio_as_completed *cio_as_completed_new(cio_future *const *fs, size_t n, double t
   }
   for (size_t i = 0; i < n; i++)
     if (check_entry(fs[i], loop, cio__current(), "cio_as_completed_new", i) < 0) return NULL;
-  struct cio_as_completed *it = calloc(1, sizeof *it);
+  struct cio_as_completed *it = pool_get(&ac_pool);
   size_t *idx = n ? malloc(n * sizeof *idx) : NULL;
   long nr = 0;
   if (it && n) {
@@ -877,8 +1037,9 @@ cio_as_completed *cio_as_completed_new(cio_future *const *fs, size_t n, double t
     if (it) {
       free(it->recs);
       free(it->q);
+      it->magic = AC_DEAD;
+      pool_put(&ac_pool, it);
     }
-    free(it);
     free(idx);
     cio__fail_static(-ENOMEM, "cio_as_completed_new: out of memory");
     return NULL;
@@ -944,6 +1105,10 @@ size_t cio_as_completed_remaining(const cio_as_completed *it) {
   return it && it->magic == AC_MAGIC ? it->todo_left : 0;
 }
 
+static bool ac_queued_rec(struct cio__cb *cb, void *arg) {
+  return cb->run == ac_done && ((struct acrec *)cb)->it == arg;
+}
+
 int cio_as_completed_free(cio_as_completed *it) {
   if (!it) return 0;
   if (it->magic != AC_MAGIC)
@@ -951,18 +1116,67 @@ int cio_as_completed_free(cio_as_completed *it) {
   if (it->getter)
     return cio__fail(CIO_EINVALSTATE, "cio_as_completed_free: a task is waiting in next");
   cio__timer_stop(it->loop, &it->timer);
+  /* Callbacks still waiting are unhooked one by one; those already queued
+   * (their future is done) all in one pass over the ready queue. */
+  size_t queued = 0;
   for (size_t k = 0; k < it->nrecs; k++) {
     struct acrec *r = &it->recs[k];
-    if (r->linked) unlink_cb(r->fut, &r->cb);
-    cio_future_unref(r->fut);
+    if (!r->linked) continue;
+    if (r->fut->state == CIO__PENDING)
+      cio__future_remove_waiter(r->fut, &r->cb);
+    else
+      queued++;
   }
+  if (queued) cio__loop_unqueue_if(it->loop, ac_queued_rec, it);
+  for (size_t k = 0; k < it->nrecs; k++) cio_future_unref(it->recs[k].fut);
   free(it->recs);
   free(it->q);
-  it->magic = 0;
-  free(it);
+  it->magic = AC_DEAD;
+  pool_put(&ac_pool, it);
   return 0;
 }
 
 __attribute__((constructor)) static void register_discards(void) {
   cio__cb_discard_register(shield_inner_done, shield_discard);
+}
+
+/* ==== scopes left by return or goto ============================================================ */
+
+void cio__scope_abandoned(cio__scope_guard *g) {
+  g->armed = 0;
+  struct cio_task *t = cio__current();
+  if (!t) return; /* a scope is only entered inside a task */
+  int body_rc = *g->rc;
+  /* The function is returning something, perhaps an error whose message
+   * its caller will read: keep the thread's last error as it is. */
+  int saved_code = cio_errcode();
+  bool owned = false;
+  const char *saved_msg = cio__errslot_take(saved_code, &owned);
+  const char *what = g->kind == CIO__SCOPE_GROUP ? "CIO_WITH_TASKGROUP" : "CIO_WITH_TIMEOUT";
+  int out = g->kind == CIO__SCOPE_GROUP ? cio_taskgroup_join(g->obj, body_rc)
+                                        : cio_timeout_exit(g->obj, body_rc);
+  bool lost = out < 0 && out != body_rc;
+  if (out == CIO_EGROUP && body_rc < 0) {
+    /* Only the body's own error, which the return carries: nothing lost. */
+    size_t n = 0;
+    const cio_group_error *e = cio_taskgroup_errors(g->obj, &n);
+    if (n == 1 && !e[0].task && e[0].code == body_rc) lost = false;
+  }
+  if (out == -ECANCELED && lost) {
+    /* An outer cancellation: keep it pending, for the next suspension. */
+    if (cio_task_cancelling(t) > 0) {
+      cio_task_uncancel(t);
+      cio_task_cancel(t, NULL);
+    }
+    lost = false;
+  }
+  if (lost) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "a %s block was left by return or goto (task '%s'): the scope's "
+             "outcome %s could not be returned", what, cio_task_get_name(t), cio_err_name(out));
+    cio_exception_context ctx = {.message = msg, .code = out, .error = cio_errmsg(), .task = t};
+    cio_loop_call_exception_handler(t->fut.loop, &ctx);
+  }
+  cio__fail_copy(saved_code, saved_msg);
+  if (owned) free((void *)saved_msg);
 }

@@ -520,6 +520,28 @@ bool cio__loop_unqueue(cio_loop *loop, struct cio__cb *cb) {
   return false;
 }
 
+size_t cio__loop_unqueue_if(cio_loop *loop, bool (*match)(struct cio__cb *cb, void *arg),
+                            void *arg) {
+  size_t n = 0;
+  for (struct cio__cb **p = &loop->batch; *p;)
+    if (match(*p, arg)) {
+      *p = (*p)->next;
+      n++;
+    } else {
+      p = &(*p)->next;
+    }
+  struct cio__cb **p = &loop->ready.head;
+  while (*p)
+    if (match(*p, arg)) {
+      *p = (*p)->next;
+      n++;
+    } else {
+      p = &(*p)->next;
+    }
+  loop->ready.tailp = p;
+  return n;
+}
+
 static void drain_inbox(cio_loop *loop) {
   pthread_mutex_lock(&loop->inbox_lock);
   if (loop->inbox.head) {

@@ -187,6 +187,11 @@ void cio__timer_stop(cio_loop *loop, struct cio__timer *t);
 int cio__loop_post(cio_loop *loop, struct cio__cb *cb);
 /* Take cb out of the ready queue or the running batch, if it is there. */
 bool cio__loop_unqueue(cio_loop *loop, struct cio__cb *cb);
+/* Take out of the ready queue and the running batch every node for which
+ * match(cb, arg) is true, in one pass (for many nodes at once: linear where
+ * one cio__loop_unqueue per node is quadratic). Returns how many. */
+size_t cio__loop_unqueue_if(cio_loop *loop, bool (*match)(struct cio__cb *cb, void *arg),
+                            void *arg);
 static inline void cio__timer_init(struct cio__timer *t, void (*run)(struct cio__cb *)) {
   t->cb.run = run;
   t->cb.next = NULL;

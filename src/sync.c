@@ -480,12 +480,15 @@ static int cond_wait(struct cond *c, struct cio_task *t, int64_t deadline) {
   return 0;
 }
 
-static int cond_enter(cio_condition *p, const char *who, struct cond **out, struct cio_task **t) {
+/* The checks of wait and wait_for; the lock's check only if `need_lock`. */
+static int cond_enter(cio_condition *p, const char *who, bool need_lock, struct cond **out,
+                      struct cio_task **t) {
   int rc;
   struct cond *c = cond_of(p, who, &rc);
   if (!c) return rc;
   if ((rc = cio__waitq_enter(&c->waiters, &cond_lock(c)->waiters, who, t)) < 0) return rc;
-  if (!cond_lock(c)->locked) return cio__fail(-EPERM, "%s: the condition's lock is not acquired", who);
+  if (need_lock && !cond_lock(c)->locked)
+    return cio__fail(-EPERM, "%s: the condition's lock is not acquired", who);
   *out = c;
   return 0;
 }
@@ -493,7 +496,7 @@ static int cond_enter(cio_condition *p, const char *who, struct cond **out, stru
 static int cond_wait_api(cio_condition *p, double timeout, bool timed, const char *who) {
   struct cond *c;
   struct cio_task *t;
-  int rc = cond_enter(p, who, &c, &t);
+  int rc = cond_enter(p, who, true, &c, &t);
   if (rc < 0) return rc;
   int64_t deadline = CIO__NO_DEADLINE;
   if (timed && (rc = cio__deadline(t->fut.loop, timeout, who, &deadline)) < 0) return rc;
@@ -519,12 +522,19 @@ static int cond_wait_for_api(cio_condition *p, cio_predicate_fn pred, void *arg,
                              bool timed, const char *who) {
   struct cond *c;
   struct cio_task *t;
-  int rc = cond_enter(p, who, &c, &t);
+  int rc = cond_enter(p, who, false, &c, &t);
   if (rc < 0) return rc;
   if (!pred) return cio__fail(-EINVAL, "%s: predicate is NULL", who);
   int64_t deadline = CIO__NO_DEADLINE;
   if (timed && (rc = cio__deadline(t->fut.loop, timeout, who, &deadline)) < 0) return rc;
-  return cond_wait_for(c, t, pred, arg, deadline);
+  /* asyncio checks the predicate before anything else: already true, it
+   * returns at once, with or without the lock. */
+  if (pred(arg)) return 0;
+  if (!cond_lock(c)->locked) return cio__fail(-EPERM, "%s: the condition's lock is not acquired", who);
+  do {
+    if ((rc = cond_wait(c, t, deadline)) < 0) return rc;
+  } while (!pred(arg));
+  return 0;
 }
 
 int cio_condition_wait_for(cio_condition *p, cio_predicate_fn pred, void *arg) {

@@ -32,6 +32,7 @@ struct timeout_impl {
   struct cio_task *task;
   cio_loop *loop;
   int64_t when; /* ns on the loop clock, NO_DEADLINE for none */
+  double when_s; /* the deadline as given (when()): may be in the past */
   struct cio__timer timer;
 };
 
@@ -83,9 +84,10 @@ static int64_t deadline_at(double when) {
   return cio__seconds_to_ns(when);
 }
 
-static int arm(struct timeout_impl *to, int64_t when) {
+static int arm(struct timeout_impl *to, int64_t when, double when_s) {
   cio__timer_stop(to->loop, &to->timer);
   to->when = when;
+  to->when_s = when_s;
   if (when == NO_DEADLINE) return 0;
   if (when <= cio__loop_now(to->loop)) {
     /* asyncio: call_soon(_on_timeout), never inline. */
@@ -96,8 +98,7 @@ static int arm(struct timeout_impl *to, int64_t when) {
   return cio__timer_arm(to->loop, &to->timer, when);
 }
 
-static int enter(cio_timeout *pub, int64_t (*when_of)(cio_loop *, double), double arg,
-                 const char *who) {
+static int enter(cio_timeout *pub, bool relative, double arg, const char *who) {
   if (!pub) return cio__fail(-EINVAL, "%s: timeout is NULL", who);
   if (isnan(arg)) return cio__fail(-EINVAL, "%s: the %s is NaN", who,
                                    strcmp(who, "cio_timeout_enter") == 0 ? "delay" : "deadline");
@@ -114,27 +115,30 @@ static int enter(cio_timeout *pub, int64_t (*when_of)(cio_loop *, double), doubl
   cio__timer_init(&to->timer, fire);
   to->state = TO_ENTERED;
   to->when = NO_DEADLINE;
-  int rc = arm(to, when_of(to->loop, arg));
+  /* asyncio keeps the deadline as given, also one in the past: when() of
+   * timeout(-11) at t = 0 is -11. */
+  int64_t when = deadline_at(arg);
+  double when_s = arg;
+  if (relative) {
+    int64_t now = cio__loop_now(to->loop);
+    when = isinf(arg) && arg > 0 ? NO_DEADLINE : now + cio__seconds_to_ns(arg);
+    when_s = (double)now / 1e9 + arg;
+  }
+  int rc = arm(to, when, when_s);
   if (rc < 0) to->state = TO_EXITED;
   return rc;
 }
 
-static int64_t after(cio_loop *loop, double delay) {
-  if (isinf(delay) && delay > 0) return NO_DEADLINE;
-  return cio__loop_now(loop) + cio__seconds_to_ns(delay);
-}
-
-static int64_t at(cio_loop *loop, double when) {
-  (void)loop;
-  return deadline_at(when);
-}
-
 int cio_timeout_enter(cio_timeout *to, double delay) {
-  return enter(to, after, delay, "cio_timeout_enter");
+  return enter(to, true, delay, "cio_timeout_enter");
 }
 
 int cio_timeout_enter_at(cio_timeout *to, double when) {
-  return enter(to, at, when, "cio_timeout_enter_at");
+  return enter(to, false, when, "cio_timeout_enter_at");
+}
+
+void cio_timeout_init(cio_timeout *to) {
+  if (to) memset(to, 0, sizeof *to);
 }
 
 int cio_timeout_exit(cio_timeout *pub, int body_rc) {
@@ -172,7 +176,7 @@ int cio_timeout_reschedule(cio_timeout *pub, double when) {
                                       to->state == TO_EXPIRING ? "an expiring" : "an expired");
   if (cio__running_loop != to->loop)
     return cio__fail(CIO_EWRONGLOOP, "cio_timeout_reschedule: not called from the scope's loop");
-  return arm(to, deadline_at(when));
+  return arm(to, deadline_at(when), when);
 }
 
 double cio_timeout_when(const cio_timeout *pub) {
@@ -180,7 +184,7 @@ double cio_timeout_when(const cio_timeout *pub) {
   const struct timeout_impl *to = cimpl(pub);
   if (to->magic != TO_MAGIC || to->state == TO_CREATED || to->when == NO_DEADLINE)
     return CIO_NO_TIMEOUT;
-  return (double)to->when / 1e9;
+  return to->when_s;
 }
 
 bool cio_timeout_expired(const cio_timeout *pub) {
@@ -256,7 +260,7 @@ int cio_wait_for(cio_future *fut, double timeout, void **result) {
   if (rc < 0) return rc;
   if (isinf(timeout) && timeout > 0) return cio__task_await(t, fut, result);
   if (timeout <= 0) return expired_now(t, fut, result);
-  cio_timeout to;
+  cio_timeout to = CIO_TIMEOUT_INIT;
   rc = cio_timeout_enter(&to, timeout);
   if (rc < 0) return rc;
   rc = cio__task_await(t, fut, result);
@@ -278,7 +282,7 @@ int cio_wait_for_call(cio_task_fn fn, void *arg, double timeout, void **result) 
     return rc;
   }
   void *res = NULL;
-  cio_timeout to;
+  cio_timeout to = CIO_TIMEOUT_INIT;
   int rc = cio_timeout_enter(&to, timeout);
   if (rc < 0) return rc;
   rc = fn(arg, &res);

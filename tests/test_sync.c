@@ -732,7 +732,8 @@ static int cond_shared_main(void *arg, void **res) {
   assert_code(cio_condition_wait(&C), -EPERM);
   assert_code(cio_condition_notify(&C, 1), -EPERM);
   assert_code(cio_condition_notify_all(&C2), -EPERM);
-  assert_code(cio_condition_wait_for(&C, wf_pred, &wf_n), -EPERM);
+  int never = wf_n + 1000; /* a false predicate: a true one returns at once (item 17) */
+  assert_code(cio_condition_wait_for(&C, wf_pred, &never), -EPERM);
   assert_false(cio_lock_locked(&L));
   cio_task *ts[] = {SPAWN(shared_waiter, &C), SPAWN(shared_waiter, &C2)};
   assert_code(cio_sleep(0.1), 0);
@@ -1109,8 +1110,36 @@ static void test_barrier_misuse(void **state) {
   assert_trace("w0 idx=0@0.00");
 }
 
+/* Condition.wait_for checks the predicate first: already true, it returns
+ * at once even without the lock (CPython 3.13 does; issue 13 item 17). A
+ * false predicate without the lock is still -EPERM (RuntimeError). */
+static bool pred_true(void *arg) { (void)arg; return true; }
+static bool pred_false(void *arg) { (void)arg; return false; }
+
+static int cwf_unlocked_main(void *arg, void **res) {
+  (void)arg;
+  (void)res;
+  assert_code(cio_condition_init(&C, NULL), 0);
+  assert_false(cio_condition_locked(&C));
+  assert_code(cio_condition_wait_for(&C, pred_true, NULL), 0);
+  assert_code(cio_condition_wait_for_timeout(&C, pred_true, NULL, 1.0), 0);
+  assert_code(cio_condition_wait_for(&C, pred_false, NULL), -EPERM);
+  assert_code(cio_condition_wait_for_timeout(&C, pred_false, NULL, 1.0), -EPERM);
+  assert_code(cio_condition_wait_for(&C, NULL, NULL), -EINVAL);
+  assert_code(cio_condition_wait_for_timeout(&C, pred_true, NULL, NAN), -EINVAL);
+  assert_false(cio_condition_locked(&C));
+  return cio_condition_destroy(&C);
+}
+
+static void test_condition_wait_for_true_unlocked(void **state) {
+  (void)state;
+  assert_code(run_virtual(cwf_unlocked_main, NULL), 0);
+  assert_code(cio_condition_wait_for(&C, pred_true, NULL), -EINVAL); /* destroyed */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_condition_wait_for_true_unlocked),
       cmocka_unit_test(test_lock_fifo_trace),
       cmocka_unit_test(test_lock_cancel_waiting_trace),
       cmocka_unit_test(test_lock_cancel_after_wake_trace),

@@ -32,7 +32,7 @@
  *                                                ... rc is the group's outcome ...
  *                                                cio_taskgroup_free(tg);
  *
- *   async with asyncio.timeout(10):              cio_timeout to;
+ *   async with asyncio.timeout(10):              cio_timeout to = CIO_TIMEOUT_INIT;
  *       await work()                             CIO_WITH_TIMEOUT(&to, 10, rc) {
  *                                                  rc = work();
  *                                                }   // rc: work's outcome, or -ETIMEDOUT
@@ -40,12 +40,26 @@
  * A CIO_WITH_* scope is a block run once; its exit call is made when the block
  * ends normally or is left with `break` or `continue` (both only leave the
  * scope; unlike Python's `continue` inside a `with`, they do not act on an
- * enclosing loop). `return` and `goto` out of the block skip the exit call:
- * never leave a scope that way (a timeout scope would stay armed on a dead
- * frame; a group would be left unjoined). The variable `rc` is the body's
- * status going in (set it to the negative code the body failed with, then
- * break) and the scope's outcome coming out. The plain calls underneath
- * (cio_taskgroup_enter/join, cio_timeout_enter/exit) can be used directly.
+ * enclosing loop). The variable `rc` is the body's status going in (set it
+ * to the negative code the body failed with, then break) and the scope's
+ * outcome coming out. The plain calls underneath (cio_taskgroup_enter/join,
+ * cio_timeout_enter/exit) can be used directly.
+ *
+ * `return` or `goto` out of the block: with gcc and clang (any -std, the
+ * macros use __attribute__((cleanup))) the exit call is still made, as the
+ * block is left, with the current value of `rc` as the body's status (so
+ * `if (rc < 0) return rc;` is a failing body, `return x;` with rc >= 0 a
+ * normal end): a timeout scope is disarmed, a group is joined (the return
+ * waits for the children, as Python's return inside `async with` does). The
+ * outcome cannot reach the caller then: if it is an error other than rc
+ * (a lost CIO_EGROUP, an -ETIMEDOUT), the loop's exception handler is told;
+ * if it is -ECANCELED from an outer cancellation, the task's cancellation is
+ * re-armed, so that its next suspension sees it. Prefer `break` all the
+ * same. Other compilers (or -DCIO_NO_SCOPE_GUARD): strict C11 has no such
+ * hook, and `return`/`goto` skip the exit call — never leave a scope that
+ * way there (a timeout scope would stay armed on a dead frame and fire into
+ * it; a group would be left unjoined). longjmp out of a scope is never
+ * handled.
  *
  * Common codes: every call that must run inside a task returns CIO_ENOTASK
  * outside one; a NULL or dead object is -EINVAL; an object of another loop is
@@ -76,25 +90,62 @@ extern "C" {
  * into rc; if it is 0 the body runs once, and `exit` (which reads and writes
  * rc) runs when the body is left normally or with break/continue (those only
  * end the inner loop). */
-#define CIO__SCOPE(rc, enter, exit)                                                \
-  for (int CIO__CAT(cio__scope_, __LINE__) = (((rc) = (enter)) == 0);              \
-       CIO__CAT(cio__scope_, __LINE__); CIO__CAT(cio__scope_, __LINE__) = 0, (exit)) \
-    for (int CIO__CAT(cio__body_, __LINE__) = 1; CIO__CAT(cio__body_, __LINE__);    \
-         CIO__CAT(cio__body_, __LINE__) = 0)
+/* The guard behind the scopes: armed while the body runs; a way out of the
+ * block that skips the exit call (return, goto) finds it armed when it goes
+ * out of scope, and makes the exit call then (gcc/clang cleanup attribute). */
+typedef struct cio__scope_guard {
+  int kind; /* CIO__SCOPE_TIMEOUT or CIO__SCOPE_GROUP */
+  void *obj;
+  int *rc;
+  int armed, once;
+} cio__scope_guard;
+#define CIO__SCOPE_TIMEOUT 1
+#define CIO__SCOPE_GROUP 2
+
+/* Internal: the exit call of a scope left by return or goto. */
+void cio__scope_abandoned(cio__scope_guard *g);
+
+static inline void cio__scope_guard_end(cio__scope_guard *g) {
+  if (g->armed) cio__scope_abandoned(g);
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(CIO_NO_SCOPE_GUARD)
+#define CIO__GUARD_ATTR __attribute__((cleanup(cio__scope_guard_end)))
+#else
+#define CIO__GUARD_ATTR
+#endif
+
+#define CIO__SCOPE(rc, kind, obj, enter, exit)                                            \
+  for (cio__scope_guard CIO__CAT(cio__guard_, __LINE__) CIO__GUARD_ATTR =                   \
+           {(kind), (obj), &(rc), 0, 1};                                                    \
+       CIO__CAT(cio__guard_, __LINE__).once; CIO__CAT(cio__guard_, __LINE__).once = 0)      \
+    for (int CIO__CAT(cio__scope_, __LINE__) =                                              \
+             (((rc) = (enter)) == 0) && (CIO__CAT(cio__guard_, __LINE__).armed = 1);        \
+         CIO__CAT(cio__scope_, __LINE__);                                                   \
+         CIO__CAT(cio__scope_, __LINE__) = 0, (exit), CIO__CAT(cio__guard_, __LINE__).armed = 0) \
+      for (int CIO__CAT(cio__body_, __LINE__) = 1; CIO__CAT(cio__body_, __LINE__);          \
+           CIO__CAT(cio__body_, __LINE__) = 0)
 
 /* ==== TaskGroup ============================================================== */
 
 /* A task group (asyncio.TaskGroup). Heap object: cio_taskgroup_new() /
- * cio_taskgroup_free(). It owns its children: it holds a reference to every
- * task it created until it is freed, so the task pointers it hands out stay
- * valid (borrowed) until then. */
+ * cio_taskgroup_free(). It holds a reference to each child until it has seen
+ * the child finish (its done callback ran, one loop iteration after the
+ * child ended), then forgets it, as asyncio does: a group that supervises
+ * many short children (a server's connections) does not grow. A child that
+ * failed stays referenced by its cio_group_error until the group is freed.
+ * So a task pointer the group hands out is borrowed: valid until the child
+ * finished and the group saw it (or until free, if it failed); take a
+ * reference (cio_task_ref) to keep it longer, to read its result after
+ * join, say. */
 typedef struct cio_taskgroup cio_taskgroup;
 
 /* One error collected by a group: a child's, or the body's (task NULL). */
 typedef struct cio_group_error {
   int code;         /* the error code (never -ECANCELED) */
   const char *msg;  /* its message; never NULL */
-  cio_task *task;   /* the child that failed (borrowed), NULL for the body */
+  cio_task *task;   /* the child that failed (borrowed: the group keeps it
+                       until cio_taskgroup_free), NULL for the body */
 } cio_group_error;
 
 /* asyncio.TaskGroup(): a new group, not entered. Does not suspend; may be
@@ -111,8 +162,8 @@ CIO_NODISCARD int cio_taskgroup_enter(cio_taskgroup *tg);
 /* tg.create_task(): start fn(arg) as a task of the group (opts as
  * cio_create_task, may be NULL). May be called by any task or callback of
  * the group's loop, also while the parent waits in join. Does not suspend.
- * Returns the task, borrowed (the group keeps it until cio_taskgroup_free;
- * take a reference to keep it longer), or NULL with cio_errcode():
+ * Returns the task, borrowed (valid until the group saw it finish, see
+ * above; take a reference to keep it longer), or NULL with cio_errcode():
  *   -EINVAL           tg or fn NULL, bad stack size
  *   CIO_EINVALSTATE   the group was not entered, is shutting down (a child
  *                     failed, or it was cancelled), or is finished
@@ -145,6 +196,10 @@ cio_task *cio_taskgroup_create_task(cio_taskgroup *tg, cio_task_fn fn, void *arg
  *                   parent's next suspension returns -ECANCELED (3.13).
  *   -ECANCELED      the parent was cancelled from outside (the body got
  *                   -ECANCELED, or join's wait did) and no child failed
+ *   -ENOMEM         a child or the body failed, but no error could be
+ *                   recorded (out of memory); the message names the first.
+ *                   (If some were recorded, CIO_EGROUP, whose message counts
+ *                   those lost.) A failure is never turned into success.
  *   -EINVAL, CIO_ENOTASK, CIO_EINVALSTATE (not entered, joined already, or
  *                   not called by the parent task)
  * Difference from asyncio: an outer cancel that arrives while the body is
@@ -177,21 +232,34 @@ size_t cio_taskgroup_pending(const cio_taskgroup *tg);
  * children are still pending (join was never called), they are cancelled,
  * left to the loop to finish, and the loop's exception handler is told.
  * NULL is a no-op. Does not suspend. Returns 0, -EINVAL (not a live group),
- * CIO_EINVALSTATE (a task is waiting in join: nothing is freed). */
+ * CIO_EINVALSTATE (a task is waiting in join: nothing is freed).
+ * A freed group's memory keeps its "freed" mark (it is never handed back to
+ * malloc, and is reused for a new group only after 64 other groups were
+ * freed after it): a second free, or any other call on the freed group,
+ * returns -EINVAL (-EINVAL/0/NULL for the accessors) without touching
+ * freed memory. Not caught: a stale pointer used after its memory was
+ * reused by a new group (at least 64 frees later) acts on that group; a
+ * pointer that never was a group (its memory is read to check); a free
+ * racing with another call on the same group from another thread. */
 int cio_taskgroup_free(cio_taskgroup *tg);
 
 /* `async with tg:` — enter, run the block, join. rc: see the top of this
  * file; after the scope it holds 0, CIO_EGROUP, -ECANCELED, or enter's
  * error (the body then did not run). */
-#define CIO_WITH_TASKGROUP(tg, rc) \
-  CIO__SCOPE(rc, cio_taskgroup_enter(tg), (rc) = cio_taskgroup_join((tg), (rc)))
+#define CIO_WITH_TASKGROUP(tg, rc)                                 \
+  CIO__SCOPE(rc, CIO__SCOPE_GROUP, (tg), cio_taskgroup_enter(tg), \
+             (rc) = cio_taskgroup_join((tg), (rc)))
 
 /* ==== timeout scopes ============================================================ */
 
 /* A timeout scope (asyncio.timeout / timeout_at). Caller storage — usually a
  * local of the task that uses it; nothing is allocated. Its contents are
- * private: use the calls below. A scope may be entered again after its exit
- * (a new scope in the same storage), never while active. */
+ * private: use the calls below. Its starting state is all zero: initialize
+ * it with CIO_TIMEOUT_INIT, cio_timeout_init(), memset or static storage
+ * before the first enter (enter reads it, to refuse a scope that is still
+ * active; uninitialized storage is undefined, and memory checkers such as
+ * valgrind report it). A scope may be entered again after its exit (a new
+ * scope in the same storage), never while active. */
 typedef struct cio_timeout {
   union {
     void *p;
@@ -199,6 +267,14 @@ typedef struct cio_timeout {
     double d;
   } cio__opaque[16];
 } cio_timeout;
+
+/* The zero starting state of a cio_timeout, for an initializer:
+ *   cio_timeout to = CIO_TIMEOUT_INIT; */
+#define CIO_TIMEOUT_INIT {{{0}}}
+
+/* Put `to` in its starting state (what CIO_TIMEOUT_INIT gives), never while
+ * it is active. NULL is a no-op. Does not suspend. */
+void cio_timeout_init(cio_timeout *to);
 
 /* `async with asyncio.timeout(delay):` enter: the current task is cancelled
  * `delay` seconds from now unless the scope exits first. delay <= 0 fires on
@@ -235,8 +311,10 @@ CIO_NODISCARD int cio_timeout_exit(cio_timeout *to, int body_rc);
  * entered, expired or exited), CIO_EWRONGLOOP, -ENOMEM. */
 CIO_NODISCARD int cio_timeout_reschedule(cio_timeout *to, double when);
 
-/* Timeout.when(): the deadline in loop seconds, CIO_NO_TIMEOUT if none (or
- * for NULL / a never-entered scope). */
+/* Timeout.when(): the deadline in loop seconds as given (loop time at enter
+ * + delay, the `when` of enter_at or reschedule), also when it is in the
+ * past (timeout(-11) entered at t = 5: -6); CIO_NO_TIMEOUT if none (or for
+ * NULL / a never-entered scope). */
 double cio_timeout_when(const cio_timeout *to);
 
 /* Timeout.expired(): true once the deadline fired (and after exit). */
@@ -244,12 +322,14 @@ bool cio_timeout_expired(const cio_timeout *to);
 
 /* `async with asyncio.timeout(delay):` — rc after the scope: see
  * cio_timeout_exit (or enter's error; the body then did not run). */
-#define CIO_WITH_TIMEOUT(to, delay, rc) \
-  CIO__SCOPE(rc, cio_timeout_enter((to), (delay)), (rc) = cio_timeout_exit((to), (rc)))
+#define CIO_WITH_TIMEOUT(to, delay, rc)                                           \
+  CIO__SCOPE(rc, CIO__SCOPE_TIMEOUT, (to), cio_timeout_enter((to), (delay)), \
+             (rc) = cio_timeout_exit((to), (rc)))
 
 /* `async with asyncio.timeout_at(when):` */
-#define CIO_WITH_TIMEOUT_AT(to, when, rc) \
-  CIO__SCOPE(rc, cio_timeout_enter_at((to), (when)), (rc) = cio_timeout_exit((to), (rc)))
+#define CIO_WITH_TIMEOUT_AT(to, when, rc)                                           \
+  CIO__SCOPE(rc, CIO__SCOPE_TIMEOUT, (to), cio_timeout_enter_at((to), (when)), \
+             (rc) = cio_timeout_exit((to), (rc)))
 
 /* ==== wait_for =================================================================== */
 
@@ -288,8 +368,10 @@ CIO_NODISCARD int cio_wait_for_call(cio_task_fn fn, void *arg, double timeout, v
  *    if inner fails after the caller stopped waiting, its error is passed to
  *    the loop's exception handler ("shielded ... failed after its awaiting
  *    task was cancelled").
- * shield holds its own reference to inner while it watches it; inner stays
- * owned by the caller. Returns inner's outcome (0 with *result, its error,
+ * shield holds its own reference to inner while the caller waits; after
+ * the caller was cancelled it watches inner without keeping it alive: an
+ * inner future that never completes is freed with its last reference.
+ * inner stays owned by the caller. Returns inner's outcome (0 with *result, its error,
  * -ECANCELED), -EINVAL, CIO_ENOTASK, CIO_EWRONGLOOP, CIO_ESELF, -ENOMEM. */
 CIO_NODISCARD int cio_shield(cio_future *inner, void **result);
 
@@ -314,7 +396,8 @@ typedef struct cio_call {
  *    NULL); messages: cio_future_error_message(aws[i]). Returns 0.
  *  - Cancelling the caller cancels every child not done; gather then returns
  *    -ECANCELED (also with codes, after all children are done, as asyncio
- *    since 3.7; codes[]/results[] are filled all the same). A child cancelled
+ *    since 3.7; codes[]/results[] are filled all the same), with the
+ *    cancel's message (that of the last child to finish, as asyncio). A child cancelled
  *    on its own does not cancel the others.
  * results (n slots) may be NULL if unused. The futures stay owned by the
  * caller. An error of a child that finishes after gather returned is left
@@ -395,8 +478,10 @@ CIO_NODISCARD int cio_as_completed_next(cio_as_completed *it, cio_future **done)
 size_t cio_as_completed_remaining(const cio_as_completed *it);
 
 /* Stop watching and release the futures. NULL is a no-op. Does not
- * suspend. Returns 0, -EINVAL, CIO_EINVALSTATE (a task is waiting in next:
- * nothing is freed). */
+ * suspend; linear in the number of futures plus the loop's ready queue.
+ * Returns 0, -EINVAL (not a live iterator: a second free is caught as for
+ * cio_taskgroup_free, same limit), CIO_EINVALSTATE (a task is waiting in
+ * next: nothing is freed). */
 int cio_as_completed_free(cio_as_completed *it);
 
 /* ==== tasks as futures ============================================================= */

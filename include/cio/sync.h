@@ -151,7 +151,8 @@ CIO_NODISCARD int cio_event_wait_timeout(cio_event *ev, double timeout);
 /* ---- Condition (asyncio.Condition) --------------------------------------------
  * A condition variable over a lock: its own, or a given one that several
  * conditions may share. wait(), wait_for(), notify() and notify_all() must be
- * called with the lock held (-EPERM otherwise: asyncio's RuntimeError).
+ * called with the lock held (-EPERM otherwise: asyncio's RuntimeError),
+ * except wait_for() with a predicate already true.
  * Spurious wake-ups are possible (a cancelled waiter passes its notification
  * on even if it was not notified), so wait in a loop or use wait_for. */
 
@@ -191,10 +192,13 @@ CIO_NODISCARD int cio_condition_wait_timeout(cio_condition *cond, double timeout
 
 typedef bool (*cio_predicate_fn)(void *arg);
 
-/* Wait until pred(arg) is true: check it first (no suspension if true), then
- * wait() and re-check, in a loop, with the lock held at every check. Returns
- * 0 once pred is true, or the first error of cio_condition_wait (with the
- * lock held as described there); -EINVAL if pred is NULL. */
+/* Wait until pred(arg) is true: check it first — if it is true already,
+ * return 0 at once without suspending, whether or not the lock is held (as
+ * asyncio 3.13 does) — then, the lock held, wait() and re-check in a loop.
+ * pred is called once per check. Returns 0 once pred is true, or the first
+ * error of cio_condition_wait (with the lock held as described there);
+ * -EPERM if pred is false at first and the lock is not held; -EINVAL if pred
+ * is NULL; CIO_ENOTASK, CIO_EWRONGLOOP. */
 CIO_NODISCARD int cio_condition_wait_for(cio_condition *cond, cio_predicate_fn pred, void *arg);
 
 /* cio_condition_wait_for with one timeout in seconds for the whole call.

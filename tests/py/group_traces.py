@@ -593,6 +593,48 @@ async def hop_ac_timeout():
     t.cancel()
     await tk
 
+# ---- issue 13: corners checked against CPython 3.13 --------------------------------
+
+async def ga_cancel_msg():
+    """Cancelling a caller waiting in gather delivers the cancel's message,
+    with and without return_exceptions."""
+    async def caller(kids, rex):
+        try:
+            return await asyncio.gather(*kids, return_exceptions=rex)
+        except asyncio.CancelledError as e:
+            trace(f"gather=ECANCELED:{e.args[0] if e.args else 'operation cancelled'}")
+            raise
+    for rex in (False, True):
+        kids = [asyncio.ensure_future(sleeper("s", 10)) for _ in range(2)]
+        c = asyncio.create_task(caller(kids, rex))
+        await asyncio.sleep(0)
+        c.cancel("my message")
+        try:
+            await c
+        except asyncio.CancelledError as e:
+            trace(f"caller=ECANCELED:{e.args[0] if e.args else 'operation cancelled'}")
+
+
+async def to_when_past():
+    """A negative delay or a past deadline stays in when()."""
+    async def scope(cm, resched=None):
+        try:
+            async with cm:
+                trace(f"when={cm.when():g}")
+                if resched is not None:
+                    cm.reschedule(resched)
+                    trace(f"when={cm.when():g}")
+                await asyncio.sleep(1)
+            return "OK"
+        except TimeoutError:
+            return "ETIMEDOUT"
+    trace(f"rc={await scope(asyncio.timeout(-11))}@{now()}")
+    await asyncio.sleep(5)
+    cm = asyncio.timeout(-11)
+    trace(f"rc={await scope(cm, -2)}@{now()} when={cm.when():g}")
+    trace(f"rc={await scope(asyncio.timeout_at(2.5))}@{now()}")
+
+
 SCENARIOS = {name: fn for name, fn in globals().items()
              if callable(fn) and name.split('_')[0] in ('tg', 'to', 'wf', 'ga', 'wa', 'sh', 'ac', 'hop')
              and asyncio.iscoroutinefunction(fn) and fn.__code__.co_argcount == 0}
