@@ -1,5 +1,6 @@
 /* Layer 3: the event loop. See include/cio/loop.h for the iteration order. */
 #include "loop.h"
+#include "debug.h"
 
 #include <errno.h>
 #include <math.h>
@@ -110,8 +111,13 @@ int cio_loop_new(cio_loop **out, const cio_loop_options *opts) {
   *out = NULL;
   cio_loop *loop = calloc(1, sizeof *loop);
   if (!loop) return cio__fail_static(-ENOMEM, "cio_loop_new: out of memory");
+  if (cio__debug_loop_init(loop, opts) < 0) { /* debug.c */
+    free(loop);
+    return cio__fail_static(-ENOMEM, "cio_loop_new: out of memory");
+  }
   int rc = cio__poller_init(&loop->poller);
   if (rc < 0) {
+    cio__debug_loop_release(loop); /* debug.c */
     free(loop);
     return cio__fail(rc, "cio_loop_new: creating the poller failed: %s", strerror(-rc));
   }
@@ -164,6 +170,7 @@ int cio_loop_close(cio_loop *loop) {
     heap[i].t->slot = CIO__TIMER_IDLE;
     discard_node(&heap[i].t->cb);
   }
+  cio__debug_loop_close(loop); /* debug.c: stall watch off; debug: uncompleted futures */
   if (loop->abandon_tasks) loop->abandon_tasks(loop);
   if (loop->io_close) loop->io_close(loop);
   if (loop->default_executor_shutdown) loop->default_executor_shutdown(loop, false);
@@ -177,6 +184,7 @@ int cio_loop_close(cio_loop *loop) {
 
 void cio__loop_unref(cio_loop *loop) {
   if (--loop->refs > 0) return;
+  cio__debug_loop_release(loop); /* debug.c */
   cio__slab_release(&loop->task_slab);
   cio__slab_release(&loop->future_slab);
   cio__slab_release(&loop->handle_slab);
@@ -191,6 +199,7 @@ int cio_loop_free(cio_loop *loop) {
   if (loop->freed) return cio__fail(CIO_EDOUBLEFREE, "cio_loop_free: loop freed twice");
   int rc = cio_loop_close(loop);
   if (rc < 0) return rc;
+  if (CIO__UNLIKELY(loop->debug)) cio__debug_loop_freeing(loop); /* debug.c: leaked failed tasks */
   loop->freed = true;
   cio__loop_unref(loop);
   return 0;
@@ -234,6 +243,8 @@ static int schedule(cio_loop *loop, const char *who, bool timer, int64_t when, c
   if (out) *out = NULL;
   int rc = cio__loop_check(loop, who);
   if (rc < 0) return rc;
+  if (CIO__UNLIKELY(loop->debug) && (rc = cio__debug_check_thread(loop, who)) < 0) /* debug.c */
+    return rc;
   if (!fn) return cio__fail(-EINVAL, "%s: callback is NULL", who);
   if (!loop->handle_slab.size)
     cio__slab_init(&loop->handle_slab, sizeof(struct cio_handle), offsetof(struct cio_handle, fn));
@@ -407,6 +418,9 @@ int cio_loop_set_exception_handler(cio_loop *loop, cio_exception_handler_fn fn, 
 
 void cio_loop_call_exception_handler(cio_loop *loop, const cio_exception_context *ctx) {
   if (!loop || !ctx) return;
+  cio_exception_context tmp; /* debug.c: debug mode adds the task's creation site */
+  char buf[1024];
+  if (CIO__UNLIKELY(loop->debug)) ctx = cio__debug_annotate(loop, ctx, &tmp, buf, sizeof buf);
   if (loop->exc_handler)
     loop->exc_handler(loop, ctx, loop->exc_arg);
   else
@@ -445,6 +459,7 @@ static int report_deadlock(cio_loop *loop) {
 
 /* asyncio's _run_once. Returns 0 or CIO_EDEADLOCK. */
 static int run_once(cio_loop *loop) {
+  cio__wd_busy(loop); /* debug.c: the stall detector's mark, one store */
   bool busy = !cio__queue_empty(&loop->ready) || loop->stopping ||
               atomic_load_explicit(&loop->inbox_nonempty, memory_order_acquire);
   int jobs = atomic_load_explicit(&loop->jobs_in_flight, memory_order_acquire);
@@ -472,7 +487,9 @@ static int run_once(cio_loop *loop) {
     loop->busy_passes = 0;
     loop->polls++;
     bool woken = false;
+    cio__wd_idle(loop); /* debug.c: polling is not a stall */
     int n = cio__poller_wait(&loop->poller, timeout, &woken);
+    cio__wd_busy(loop);
     (void)n;
     if (woken) atomic_store_explicit(&loop->inbox_signaled, false, memory_order_release);
   }
@@ -497,7 +514,10 @@ static int run_once(cio_loop *loop) {
   struct cio__cb *cb;
   while ((cb = loop->batch)) {
     loop->batch = cb->next;
-    cb->run(cb);
+    if (CIO__UNLIKELY(loop->debug)) /* debug.c: slow callbacks */
+      cio__debug_run_cb(loop, cb);
+    else
+      cb->run(cb);
   }
   return 0;
 }
@@ -523,11 +543,13 @@ int cio__loop_run_until(cio_loop *loop, bool (*until)(void *), void *arg) {
   cio__running_loop = loop;
   get_thread_stack(loop);
   cio__stack_overflow_guard_thread();
+  cio__debug_run_enter(loop); /* debug.c: this thread, the stall watchdog */
   rc = 0;
   for (;;) {
     rc = run_once(loop);
     if (rc < 0 || loop->stopping || (until && until(arg))) break;
   }
+  cio__debug_run_leave(loop); /* debug.c */
   loop->stopping = false;
   loop->running = false;
   cio__running_loop = NULL;
@@ -541,6 +563,21 @@ void cio__thread_reset(void) {
 }
 
 int cio_loop_run_forever(cio_loop *loop) { return cio__loop_run_until(loop, NULL, NULL); }
+
+/* For debug mode's slow-callback report (debug.c): the user's function. */
+cio_callback_fn cio__handle_fn(const struct cio__cb *cb, void **arg) {
+  if (cb->run == handle_run) {
+    const struct cio_handle *h = CIO__CONTAINER_OF(cb, struct cio_handle, timer.cb);
+    *arg = h->arg;
+    return h->fn;
+  }
+  if (cb->run == threadsafe_run) {
+    const struct threadsafe_call *c = (const struct threadsafe_call *)cb;
+    *arg = c->arg;
+    return c->fn;
+  }
+  return NULL;
+}
 
 __attribute__((constructor)) static void register_discards(void) {
   cio__cb_discard_register(handle_run, handle_discard);

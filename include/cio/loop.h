@@ -68,6 +68,17 @@ typedef struct cio_loop_options {
   bool no_deadlock_check;
   /* Default stack size of this loop's tasks, in bytes; 0 = CIO_STACK_DEFAULT. */
   size_t default_stack_size;
+  /* Debug mode (see debug.h); also on for every loop with CIO_DEBUG=1. */
+  bool debug;
+  /* Debug mode reports a task step or callback that holds the loop longer
+   * than this, in seconds; 0 = 0.1 (asyncio's slow_callback_duration). */
+  double slow_callback_duration;
+  /* Turn the stall detector (debug.h) off for this loop; CIO_STALL_DETECTOR=0
+   * turns it off for every loop. */
+  bool no_stall_detector;
+  /* The stall detector's threshold in seconds; 0 = CIO_STALL_THRESHOLD from
+   * the environment, else 1.0. */
+  double stall_threshold;
 } cio_loop_options;
 
 /* ---- running a program ---------------------------------------------------- */
