@@ -382,13 +382,10 @@ int cio__debug_check_thread(cio_loop *loop, const char *who) {
 const cio_exception_context *cio__debug_annotate(cio_loop *loop, const cio_exception_context *ctx,
                                                  cio_exception_context *tmp, char *buf,
                                                  size_t cap) {
-  if (!ctx->task || !ctx->message || strstr(ctx->message, "(created at ")) return ctx;
-  char site[300];
-  site_text(loop->dbg, ctx->task, site, sizeof site);
-  if (!site[0]) return ctx;
-  snprintf(buf, cap, "%s%s", ctx->message, site);
+  if (!ctx->task || ctx->created_at) return ctx;
+  if (!site_where(loop->dbg, ctx->task, buf, cap)[0]) return ctx;
   *tmp = *ctx;
-  tmp->message = buf;
+  tmp->created_at = buf;
   return tmp;
 }
 
@@ -760,7 +757,7 @@ static void *wd_main(void *arg) {
     int64_t period = -1;
     for (struct cio__debug *d = wd_loops; d; d = d->wd_next) {
       int64_t s = atomic_load_explicit(&d->stall_ns, memory_order_relaxed);
-      if (d->wd_running && s > 0) {
+      if ((d->wd_running || d->wd_reported) && s > 0) {
         int64_t p = s / 4;
         if (p < 2000000) p = 2000000;
         if (p > 250000000) p = 250000000;
@@ -776,9 +773,9 @@ static void *wd_main(void *arg) {
     wd_last = now;
     for (struct cio__debug *d = wd_loops; d; d = d->wd_next) {
       int64_t limit = atomic_load_explicit(&d->stall_ns, memory_order_relaxed);
-      if (!d->wd_running || limit <= 0) continue;
+      if ((!d->wd_running || limit <= 0) && !d->wd_reported) continue;
       uint64_t tick = atomic_load_explicit(&d->loop->wd_tick, memory_order_relaxed);
-      if (tick != d->wd_seen || (tick & 1)) {
+      if (tick != d->wd_seen || (tick & 1) || !d->wd_running || limit <= 0) {
         if (d->wd_reported) {
           char buf[160];
           int w = snprintf(buf, sizeof buf,
@@ -863,7 +860,6 @@ void cio__debug_run_enter(cio_loop *loop) {
   d->wd_running = true;
   d->wd_seen = atomic_load(&loop->wd_tick);
   d->wd_since = now_ns();
-  d->wd_reported = false;
   if (!wd_started) wd_start();
   pthread_cond_signal(&wd_cond);
   pthread_mutex_unlock(&wd_lock);

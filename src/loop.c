@@ -407,6 +407,7 @@ void cio_default_exception_handler(cio_loop *loop, const cio_exception_context *
   if (ctx->code)
     fprintf(stderr, "  error: %s (%s)%s%s\n", cio_err_name(ctx->code), cio_strerror(ctx->code),
             ctx->error ? ": " : "", ctx->error ? ctx->error : "");
+  if (ctx->created_at) fprintf(stderr, "  task created at: %s\n", ctx->created_at);
 }
 
 int cio_loop_set_exception_handler(cio_loop *loop, cio_exception_handler_fn fn, void *arg) {

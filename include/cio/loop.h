@@ -53,6 +53,8 @@ typedef struct cio_exception_context {
   const char *error;   /* the error's own message, NULL if none */
   cio_task *task;      /* the task concerned, if any (borrowed) */
   cio_future *future;  /* the future concerned, if any (borrowed) */
+  const char *created_at; /* debug mode: "file:line" where the task was created, else NULL
+                             (asyncio's source_traceback) */
 } cio_exception_context;
 
 typedef void (*cio_exception_handler_fn)(cio_loop *loop, const cio_exception_context *ctx,
