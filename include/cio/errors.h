@@ -30,6 +30,9 @@
 extern "C" {
 #endif
 
+/* CIO_NODISCARD marks a function whose result must not be ignored (its error
+ * code); CIO_PRINTF(f, a) a printf-like function (format argument f, first
+ * value a), for the compiler's checks. */
 #if defined(__GNUC__) || defined(__clang__)
 #define CIO_NODISCARD __attribute__((warn_unused_result))
 #define CIO_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -66,6 +69,7 @@ extern "C" {
   X(CIO_EAI_FAMILY, -4053, "address family not supported")                          \
   X(CIO_EAI_SERVICE, -4054, "service not supported for this socket type")
 
+/* cio's own error codes (beside negated errno values), from the table above. */
 enum cio_error_code {
 #define CIO__ENUM(name, value, text) name = (value),
   CIO_ERROR_TABLE(CIO__ENUM)

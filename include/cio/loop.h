@@ -33,11 +33,16 @@
 extern "C" {
 #endif
 
+/* The opaque objects: an event loop (cio_loop_new), a scheduled callback
+ * (cio_call_soon), a task (cio_create_task, task.h), a future
+ * (cio_future_new, future.h). */
 typedef struct cio_loop cio_loop;
 typedef struct cio_handle cio_handle;
 typedef struct cio_task cio_task;
 typedef struct cio_future cio_future;
 
+/* A callback of cio_call_soon / cio_call_later / cio_call_at, run on the
+ * loop's thread, outside any task (it must not suspend). */
 typedef void (*cio_callback_fn)(void *arg);
 
 /* A task body: runs on its own stack; returns 0 (or any non-negative value)
@@ -57,9 +62,12 @@ typedef struct cio_exception_context {
                              (asyncio's source_traceback) */
 } cio_exception_context;
 
+/* An exception handler (cio_loop_set_exception_handler): told about errors
+ * nobody else could handle; ctx and its strings are valid during the call. */
 typedef void (*cio_exception_handler_fn)(cio_loop *loop, const cio_exception_context *ctx,
                                          void *arg);
 
+/* Options of cio_loop_new / cio_run_opts: all zero = the defaults. */
 typedef struct cio_loop_options {
   /* Use the virtual clock (time jumps to the next timer when idle). Also
    * enabled for every loop of the process by the environment variable

@@ -38,6 +38,7 @@ extern "C" {
 #define CIO_STACK_DEFAULT (256u * 1024u)
 #define CIO_STACK_MIN (16u * 1024u)
 
+/* Options of cio_create_task: all zero = the defaults. */
 typedef struct cio_task_options {
   const char *name;  /* copied; NULL = "Task-N" */
   size_t stack_size; /* 0 = the loop's default; rounded up to pages; >= CIO_STACK_MIN */
@@ -180,7 +181,7 @@ CIO_NODISCARD int cio_yield(void);
  * shared until either side sets a value); changes in a task are invisible to
  * its creator and siblings. Outside any task the loop's own values are used. */
 typedef struct cio_local_key {
-  const char *name;
+  const char *name; /* for messages and dumps */
 } cio_local_key;
 
 /* The value of key in the current task (or loop), or dflt if unset, if key
