@@ -81,7 +81,7 @@ static int64_t now_ns(void) {
 }
 
 static int my_tid(void) {
-  static _Thread_local int tid;
+  static CIO__TLS int tid;
   if (!tid) tid = (int)syscall(SYS_gettid);
   return tid;
 }
@@ -102,8 +102,8 @@ static bool env_flag(const char *name, bool dflt) {
 
 /* ---- creation sites ------------------------------------------------------------------ */
 
-static _Thread_local const char *site_file;
-static _Thread_local int site_line;
+static CIO__TLS const char *site_file;
+static CIO__TLS int site_line;
 
 static size_t hash_ptr(const void *p, size_t cap) {
   uint64_t x = (uint64_t)(uintptr_t)p;
@@ -198,25 +198,32 @@ static void sym_name(const void *addr, char *buf, size_t cap) {
   }
 }
 
+/* Off debug mode these are a test and a tail call: the site is stored only
+ * for a loop in debug mode. */
 cio_task *cio_create_task_at(const char *file, int line, cio_task_fn fn, void *arg,
                              const cio_task_options *opts) {
-  site_file = file;
-  site_line = line;
-  cio_task *t = cio_create_task(fn, arg, opts);
-  site_file = NULL;
-  return t;
+  cio_loop *loop = cio__running_loop;
+  if (CIO__UNLIKELY(loop && loop->debug)) {
+    site_file = file;
+    site_line = line;
+    cio_task *t = cio_create_task(fn, arg, opts);
+    site_file = NULL;
+    return t;
+  }
+  return cio_create_task(fn, arg, opts);
 }
 
 cio_task *cio_loop_create_task_at(cio_loop *loop, const char *file, int line, cio_task_fn fn,
                                   void *arg, const cio_task_options *opts) {
-  if (loop && loop->debug && !loop->closed &&
-      cio__debug_check_thread(loop, "cio_loop_create_task") < 0)
-    return NULL;
-  site_file = file;
-  site_line = line;
-  cio_task *t = cio_loop_create_task(loop, fn, arg, opts);
-  site_file = NULL;
-  return t;
+  if (CIO__UNLIKELY(loop && loop->debug && !loop->closed)) {
+    if (cio__debug_check_thread(loop, "cio_loop_create_task") < 0) return NULL;
+    site_file = file;
+    site_line = line;
+    cio_task *t = cio_loop_create_task(loop, fn, arg, opts);
+    site_file = NULL;
+    return t;
+  }
+  return cio_loop_create_task(loop, fn, arg, opts);
 }
 
 void cio__debug_task_created(cio_loop *loop, struct cio_task *t) {
