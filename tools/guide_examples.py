@@ -77,7 +77,8 @@ def section(name, title):
         out += [prose, ""]
     if py:
         out += ["asyncio:", "", "```python", py, "```", ""]
-    out += ["cio:", "", "```c", src.rstrip("\n"), "```", ""]
+    body = re.sub(r"\A/\*.*?\*/\n", "", src, count=1, flags=re.S)  # shown above
+    out += ["cio:", "", "```c", body.rstrip("\n"), "```", ""]
     return "\n".join(out)
 
 
