@@ -12,10 +12,7 @@
 #ifndef CIO_H
 #define CIO_H
 
-#define CIO_VERSION_MAJOR 0
-#define CIO_VERSION_MINOR 1
-#define CIO_VERSION_PATCH 0
-
+#include "cio/version.h" /* generated into the build tree, installed with the others */
 #include "cio/errors.h"
 #include "cio/loop.h"
 #include "cio/future.h"
@@ -25,5 +22,6 @@
 #include "cio/queue.h"
 #include "cio/io.h"
 #include "cio/executor.h"
+#include "cio/debug.h"
 
 #endif

@@ -1,5 +1,6 @@
 /* Layer 4: futures. See include/cio/future.h. */
 #include "future.h"
+#include "debug.h"
 #include "cio/task.h"
 
 #include <stdarg.h>
@@ -85,6 +86,7 @@ cio_future *cio_future_new(cio_loop *loop) {
   }
   cio__future_init(f, loop, 0);
   cio__loop_ref(loop);
+  if (CIO__UNLIKELY(loop->debug)) cio__debug_future_created(loop, f); /* debug.c */
   return f;
 }
 
@@ -133,6 +135,7 @@ int cio_future_unref(cio_future *f) {
   }
   cio_loop *loop = f->loop;
   cio__future_finalize(f, NULL);
+  if (CIO__UNLIKELY(loop->debug)) cio__debug_future_freed(loop, f); /* debug.c */
   cio__slab_free(&loop->future_slab, f);
   cio__loop_unref(loop);
   return 0;
@@ -198,6 +201,8 @@ static int check(const cio_future *f, const char *who) {
 int cio_future_set_result(cio_future *f, void *result) {
   int rc = check(f, "cio_future_set_result");
   if (rc < 0) return rc;
+  if (CIO__UNLIKELY(f->loop->debug) && (rc = cio__debug_check_thread(f->loop, "cio_future_set_result")) < 0)
+    return rc; /* debug.c */
   if (f->flags & CIO__F_TASK)
     return cio__fail(-EPERM, "cio_future_set_result: a task is completed by its own body");
   if (f->state != CIO__PENDING)
@@ -209,6 +214,8 @@ int cio_future_set_result(cio_future *f, void *result) {
 int cio_future_set_error(cio_future *f, int code, const char *fmt, ...) {
   int rc = check(f, "cio_future_set_error");
   if (rc < 0) return rc;
+  if (CIO__UNLIKELY(f->loop->debug) && (rc = cio__debug_check_thread(f->loop, "cio_future_set_error")) < 0)
+    return rc; /* debug.c */
   if (f->flags & CIO__F_TASK)
     return cio__fail(-EPERM, "cio_future_set_error: a task is completed by its own body");
   if (code >= 0 || code == -ECANCELED)
@@ -237,6 +244,8 @@ int cio__future_cancel_plain(struct cio_future *f, const char *msg) {
 int cio_future_cancel(cio_future *f, const char *msg) {
   int rc = check(f, "cio_future_cancel");
   if (rc < 0) return rc;
+  if (CIO__UNLIKELY(f->loop->debug) && (rc = cio__debug_check_thread(f->loop, "cio_future_cancel")) < 0)
+    return rc; /* debug.c */
   if (f->flags & CIO__F_TASK) return cio_task_cancel(cio_future_task(f), msg);
   if ((f->flags & CIO__F_HOOKED) && f->state == CIO__PENDING)
     return ((struct cio__hooked_future *)f)->cancel((struct cio__hooked_future *)f, msg);

@@ -1,5 +1,6 @@
 /* Layer 3: the event loop. See include/cio/loop.h for the iteration order. */
 #include "loop.h"
+#include "debug.h"
 
 #include <errno.h>
 #include <math.h>
@@ -193,8 +194,13 @@ int cio_loop_new(cio_loop **out, const cio_loop_options *opts) {
                      opts->default_stack_size);
   cio_loop *loop = calloc(1, sizeof *loop);
   if (!loop) return cio__fail_static(-ENOMEM, "cio_loop_new: out of memory");
+  if (cio__debug_loop_init(loop, opts) < 0) { /* debug.c */
+    free(loop);
+    return cio__fail_static(-ENOMEM, "cio_loop_new: out of memory");
+  }
   int rc = cio__poller_init(&loop->poller);
   if (rc < 0) {
+    cio__debug_loop_release(loop); /* debug.c */
     free(loop);
     return cio__fail(rc, "cio_loop_new: creating the poller failed: %s", strerror(-rc));
   }
@@ -254,6 +260,7 @@ int cio_loop_close(cio_loop *loop) {
     heap[i].t->slot = CIO__TIMER_IDLE;
     discard_node(&heap[i].t->cb);
   }
+  cio__debug_loop_close(loop); /* debug.c: stall watch off; debug: uncompleted futures */
   if (loop->abandon_tasks) loop->abandon_tasks(loop);
   if (loop->io_close) loop->io_close(loop);
   /* An inherited loop's executor threads live in the parent only: its
@@ -269,6 +276,7 @@ int cio_loop_close(cio_loop *loop) {
 }
 
 static void loop_destroy(cio_loop *loop) {
+  cio__debug_loop_release(loop); /* debug.c */
   cio__slab_release(&loop->task_slab);
   cio__slab_release(&loop->future_slab);
   cio__slab_release(&loop->handle_slab);
@@ -320,6 +328,7 @@ int cio_loop_free(cio_loop *loop) {
     return cio__fail(CIO_ERUNNING, "cio_loop_free: cannot free a running event loop");
   int rc = cio_loop_close(loop);
   if (rc < 0) return rc;
+  if (CIO__UNLIKELY(loop->debug)) cio__debug_loop_freeing(loop); /* debug.c: leaked failed tasks */
   cio__live_remove(loop, true);
   loop->freed = true;
   cio__loop_unref(loop);
@@ -372,6 +381,8 @@ static int schedule(cio_loop *loop, const char *who, bool timer, int64_t when, c
   if (out) *out = NULL;
   int rc = cio__loop_check(loop, who);
   if (rc < 0) return rc;
+  if (CIO__UNLIKELY(loop->debug) && (rc = cio__debug_check_thread(loop, who)) < 0) /* debug.c */
+    return rc;
   if (!fn) return cio__fail(-EINVAL, "%s: callback is NULL", who);
   if (!loop->handle_slab.size)
     cio__slab_init(&loop->handle_slab, sizeof(struct cio_handle), offsetof(struct cio_handle, fn));
@@ -562,6 +573,7 @@ void cio_default_exception_handler(cio_loop *loop, const cio_exception_context *
   if (ctx->code)
     fprintf(stderr, "  error: %s (%s)%s%s\n", cio_err_name(ctx->code), cio_strerror(ctx->code),
             ctx->error ? ": " : "", ctx->error ? ctx->error : "");
+  if (ctx->created_at) fprintf(stderr, "  task created at: %s\n", ctx->created_at);
 }
 
 int cio_loop_set_exception_handler(cio_loop *loop, cio_exception_handler_fn fn, void *arg) {
@@ -573,6 +585,9 @@ int cio_loop_set_exception_handler(cio_loop *loop, cio_exception_handler_fn fn, 
 
 void cio_loop_call_exception_handler(cio_loop *loop, const cio_exception_context *ctx) {
   if (!loop || !ctx) return;
+  cio_exception_context tmp; /* debug.c: debug mode adds the task's creation site */
+  char buf[1024];
+  if (CIO__UNLIKELY(loop->debug)) ctx = cio__debug_annotate(loop, ctx, &tmp, buf, sizeof buf);
   if (loop->exc_handler)
     loop->exc_handler(loop, ctx, loop->exc_arg);
   else
@@ -611,6 +626,7 @@ static int report_deadlock(cio_loop *loop) {
 
 /* asyncio's _run_once. Returns 0 or CIO_EDEADLOCK. */
 static int run_once(cio_loop *loop) {
+  cio__wd_busy(loop); /* debug.c: the stall detector's mark, one store */
   bool busy = !cio__queue_empty(&loop->ready) || loop->stopping ||
               atomic_load_explicit(&loop->inbox_nonempty, memory_order_acquire);
   int jobs = atomic_load_explicit(&loop->jobs_in_flight, memory_order_acquire);
@@ -641,7 +657,9 @@ static int run_once(cio_loop *loop) {
     loop->busy_passes = 0;
     loop->polls++;
     bool woken = false;
+    cio__wd_idle(loop); /* debug.c: polling is not a stall */
     int n = cio__poller_wait(&loop->poller, timeout, &woken);
+    cio__wd_busy(loop);
     (void)n;
     if (woken) atomic_store_explicit(&loop->inbox_signaled, false, memory_order_release);
   }
@@ -667,7 +685,10 @@ static int run_once(cio_loop *loop) {
   struct cio__cb *cb;
   while ((cb = loop->batch)) {
     loop->batch = cb->next;
-    cb->run(cb);
+    if (CIO__UNLIKELY(loop->debug)) /* debug.c: slow callbacks */
+      cio__debug_run_cb(loop, cb);
+    else
+      cb->run(cb);
   }
   return 0;
 }
@@ -693,11 +714,13 @@ int cio__loop_run_until(cio_loop *loop, bool (*until)(void *), void *arg) {
   cio__running_loop = loop;
   get_thread_stack(loop);
   cio__stack_overflow_guard_thread();
+  cio__debug_run_enter(loop); /* debug.c: this thread, the stall watchdog */
   rc = 0;
   for (;;) {
     rc = run_once(loop);
     if (rc < 0 || loop->stopping || (until && until(arg))) break;
   }
+  cio__debug_run_leave(loop); /* debug.c */
   if (cio__loop_forked(loop)) {
     /* fork() was called from this loop's code: in the child it ends here,
      * without polling (see after_fork_child). */
@@ -716,6 +739,21 @@ void cio__thread_reset(void) {
 }
 
 int cio_loop_run_forever(cio_loop *loop) { return cio__loop_run_until(loop, NULL, NULL); }
+
+/* For debug mode's slow-callback report (debug.c): the user's function. */
+cio_callback_fn cio__handle_fn(const struct cio__cb *cb, void **arg) {
+  if (cb->run == handle_run) {
+    const struct cio_handle *h = CIO__CONTAINER_OF(cb, struct cio_handle, timer.cb);
+    *arg = h->arg;
+    return h->fn;
+  }
+  if (cb->run == threadsafe_run) {
+    const struct threadsafe_call *c = (const struct threadsafe_call *)cb;
+    *arg = c->arg;
+    return c->fn;
+  }
+  return NULL;
+}
 
 __attribute__((constructor)) static void register_discards(void) {
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);

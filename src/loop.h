@@ -135,6 +135,12 @@ struct cio_loop {
   void *default_executor;
   void (*default_executor_shutdown)(cio_loop *loop, bool wait);
 
+  /* Debug mode and the stall detector (src/debug.c, src/debug.h). */
+  bool debug;
+  uint64_t wd_seq;           /* loop thread only: 2 * iterations */
+  _Atomic uint64_t wd_tick;  /* wd_seq while busy; odd while polling or not running */
+  struct cio__debug *dbg;    /* debug.c's per-loop state */
+
   /* Hook for the task layer to describe a pending task (deadlock report). */
   const char *(*describe_task)(struct cio__tasklink *link);
   void (*abandon_tasks)(cio_loop *loop);

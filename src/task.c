@@ -1,5 +1,6 @@
 /* Layer 5: tasks, sleeping, task-local values, cio_run. See include/cio/task.h. */
 #include "task.h"
+#include "debug.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -97,6 +98,7 @@ static void task_free(struct cio_future *f) {
   struct cio_task *t = task_of(f);
   cio_loop *loop = f->loop;
   cio__future_finalize(f, t);
+  if (CIO__UNLIKELY(loop->debug)) cio__debug_task_freed(loop, t); /* debug.c */
   struct cio__task_cold *c = t->cold;
   if (c) {
     free(c->name);
@@ -333,6 +335,7 @@ cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
     loop->describe_task = describe;
     loop->abandon_tasks = abandon;
   }
+  if (CIO__UNLIKELY(loop->debug)) cio__debug_task_created(loop, t); /* debug.c: creation site */
   if (opts && opts->eager_start && cio__running_loop == loop)
     run_step(t);
   else
@@ -712,4 +715,7 @@ int cio_run(cio_task_fn main_fn, void *arg, void **result) {
   return cio_run_opts(main_fn, arg, result, NULL);
 }
 
-__attribute__((constructor)) static void install_hooks(void) { cio__task_free_hook = task_free; }
+__attribute__((constructor)) static void install_hooks(void) {
+  cio__task_free_hook = task_free;
+  cio__debug_step_run = step_run; /* debug.c: tells task steps from callbacks */
+}

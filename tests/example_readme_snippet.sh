@@ -14,7 +14,7 @@ cc=${CC:-cc}
 san=$(sed -n 's/^CIO_SANITIZE:[A-Z]*=//p' "$bin/CMakeCache.txt" 2>/dev/null || true)
 flags=""
 [ -n "$san" ] && flags="-fsanitize=$san"
-$cc -std=c11 -Wall -Wextra -Wpedantic -Werror $flags -I"$src/include" -c "$tmp/snippet.c" -o "$tmp/snippet.o" ||
+$cc -std=c11 -Wall -Wextra -Wpedantic -Werror $flags -I"$src/include" -I"$bin/include" -c "$tmp/snippet.c" -o "$tmp/snippet.o" ||
   { echo "FAIL: the README snippet does not compile cleanly"; exit 1; }
 $cc $flags "$tmp/snippet.o" "$bin/libcio.a" -lpthread -lm -ldl -o "$tmp/snippet" ||
   { echo "FAIL: the README snippet does not link"; exit 1; }

@@ -50,6 +50,8 @@ extern "C" {
 #define CIO_NODISCARD
 #endif
 #endif
+/* CIO_PRINTF(f, a) marks a printf-like function (format argument f, first
+ * value a), for the compiler's checks. */
 #if defined(__GNUC__) || defined(__clang__)
 #define CIO_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
@@ -85,6 +87,7 @@ extern "C" {
   X(CIO_EAI_FAMILY, -4053, "address family not supported")                          \
   X(CIO_EAI_SERVICE, -4054, "service not supported for this socket type")
 
+/* cio's own error codes (beside negated errno values), from the table above. */
 enum cio_error_code {
 #define CIO__ENUM(name, value, text) name = (value),
   CIO_ERROR_TABLE(CIO__ENUM)

@@ -46,6 +46,8 @@
 extern "C" {
 #endif
 
+/* A thread pool (cio_executor_new); NULL in the calls below = the loop's
+ * default executor. */
 typedef struct cio_executor cio_executor;
 
 /* A job run in a worker thread (see above). */

@@ -20,6 +20,8 @@
 extern "C" {
 #endif
 
+/* A done callback (cio_future_add_done_callback): called with the future
+ * once it is done, scheduled on the loop, outside any task. */
 typedef void (*cio_done_fn)(cio_future *fut, void *arg);
 
 /* loop.create_future(). Returns the new future (the caller owns one

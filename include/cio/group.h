@@ -379,8 +379,8 @@ CIO_NODISCARD int cio_shield(cio_future *inner, void **result);
 
 /* A function call to run as a task (the coroutine of asyncio's gather). */
 typedef struct cio_call {
-  cio_task_fn fn;
-  void *arg;
+  cio_task_fn fn; /* the task body */
+  void *arg;      /* its argument */
 } cio_call;
 
 /* asyncio.gather(*aws, return_exceptions=...): wait for n futures/tasks
@@ -420,6 +420,7 @@ CIO_NODISCARD int cio_gather_calls(const cio_call *calls, size_t n, void **resul
 
 /* ==== wait ======================================================================= */
 
+/* When cio_wait returns (asyncio's return_when). */
 typedef enum cio_return_when {
   CIO_ALL_COMPLETED = 0,   /* every future is done */
   CIO_FIRST_COMPLETED = 1, /* any future is done (result, error or cancelled) */
@@ -492,6 +493,7 @@ int cio_as_completed_free(cio_as_completed *it);
 static inline cio_future *cio__as_future_f(cio_future *f) { return f; }
 #define cio__as_future(x) \
   _Generic((x), cio_task *: cio_task_future, default: cio__as_future_f)(x)
+/* cio_wait_for / cio_shield taking a cio_task * or a cio_future *. */
 #define cio_wait_for(aw, timeout, result) cio_wait_for(cio__as_future(aw), (timeout), (result))
 #define cio_shield(aw, result) cio_shield(cio__as_future(aw), (result))
 #endif

@@ -59,11 +59,16 @@
 extern "C" {
 #endif
 
+/* The opaque objects: an event loop (cio_loop_new), a scheduled callback
+ * (cio_call_soon), a task (cio_create_task, task.h), a future
+ * (cio_future_new, future.h). */
 typedef struct cio_loop cio_loop;
 typedef struct cio_handle cio_handle;
 typedef struct cio_task cio_task;
 typedef struct cio_future cio_future;
 
+/* A callback of cio_call_soon / cio_call_later / cio_call_at, run on the
+ * loop's thread, outside any task (it must not suspend). */
 typedef void (*cio_callback_fn)(void *arg);
 
 /* A task body: runs on its own stack; returns 0 (or any non-negative value)
@@ -79,11 +84,16 @@ typedef struct cio_exception_context {
   const char *error;   /* the error's own message, NULL if none */
   cio_task *task;      /* the task concerned, if any (borrowed) */
   cio_future *future;  /* the future concerned, if any (borrowed) */
+  const char *created_at; /* debug mode: "file:line" where the task was created, else NULL
+                             (asyncio's source_traceback) */
 } cio_exception_context;
 
+/* An exception handler (cio_loop_set_exception_handler): told about errors
+ * nobody else could handle; ctx and its strings are valid during the call. */
 typedef void (*cio_exception_handler_fn)(cio_loop *loop, const cio_exception_context *ctx,
                                          void *arg);
 
+/* Options of cio_loop_new / cio_run_opts: all zero = the defaults. */
 typedef struct cio_loop_options {
   /* Use the virtual clock (time jumps to the next timer when idle). Also
    * enabled for every loop of the process by the environment variable
@@ -95,6 +105,17 @@ typedef struct cio_loop_options {
   /* Default stack size of this loop's tasks, in bytes; 0 = CIO_STACK_DEFAULT;
    * at most 1 GiB (more is refused with -EINVAL). */
   size_t default_stack_size;
+  /* Debug mode (see debug.h); also on for every loop with CIO_DEBUG=1. */
+  bool debug;
+  /* Debug mode reports a task step or callback that holds the loop longer
+   * than this, in seconds; 0 = 0.1 (asyncio's slow_callback_duration). */
+  double slow_callback_duration;
+  /* Turn the stall detector (debug.h) off for this loop; CIO_STALL_DETECTOR=0
+   * turns it off for every loop. */
+  bool no_stall_detector;
+  /* The stall detector's threshold in seconds; 0 = CIO_STALL_THRESHOLD from
+   * the environment, else 1.0. */
+  double stall_threshold;
 } cio_loop_options;
 
 /* ---- running a program ---------------------------------------------------- */

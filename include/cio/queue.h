@@ -69,8 +69,9 @@
 extern "C" {
 #endif
 
+/* A queue lives in caller storage (opaque, CIO_QUEUE_SIZE bytes); _init
+ * before use, _destroy after. */
 #define CIO_QUEUE_SIZE 256
-
 typedef struct cio_queue { CIO__OPAQUE(CIO_QUEUE_SIZE); } cio_queue;
 
 /* Order of a priority queue: negative if a comes out before b, 0 if equal

@@ -79,6 +79,8 @@ extern "C" {
     double align_d;                                                                \
   } opaque_
 
+/* The primitives live in caller storage (a struct, a frame, a global):
+ * opaque, sized for any build; _init before use, _destroy after. */
 typedef struct cio_lock { CIO__OPAQUE(CIO_LOCK_SIZE); } cio_lock;
 typedef struct cio_event { CIO__OPAQUE(CIO_EVENT_SIZE); } cio_event;
 typedef struct cio_condition { CIO__OPAQUE(CIO_CONDITION_SIZE); } cio_condition;
@@ -190,6 +192,7 @@ CIO_NODISCARD int cio_condition_wait(cio_condition *cond);
  * without the lock). Also -ETIMEDOUT, -EINVAL for NaN, -ENOMEM. */
 CIO_NODISCARD int cio_condition_wait_timeout(cio_condition *cond, double timeout);
 
+/* A condition's predicate (cio_condition_wait_for): true when the wait is over. */
 typedef bool (*cio_predicate_fn)(void *arg);
 
 /* Wait until pred(arg) is true: check it first — if it is true already,

@@ -12,7 +12,7 @@
  * own reference until the task is done, so a task never vanishes while it
  * runs. A failed task whose error nobody read is reported when it is freed.
  *
- * Cancellation, as asyncio has it (see DESIGN.md):
+ * Cancellation, as asyncio has it (see docs/design.md, "The cancellation rule"):
  *  - cio_task_cancel on a done task returns 0 and changes nothing. Otherwise
  *    each call adds one request (cio_task_cancelling() counts them): a task
  *    that has not started never runs its body; a suspended task's awaited
@@ -38,6 +38,7 @@ extern "C" {
 #define CIO_STACK_DEFAULT (256u * 1024u)
 #define CIO_STACK_MIN (16u * 1024u)
 
+/* Options of cio_create_task: all zero = the defaults. */
 typedef struct cio_task_options {
   const char *name;  /* copied; NULL = "Task-N" */
   size_t stack_size; /* 0 = the loop's default; rounded up to pages; >= CIO_STACK_MIN */
@@ -59,6 +60,27 @@ cio_task *cio_create_task(cio_task_fn fn, void *arg, const cio_task_options *opt
  * (loop or fn NULL, stack size over 1 GiB), CIO_ECLOSED, -ENOMEM. */
 cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
                                const cio_task_options *opts);
+
+/* cio_create_task and cio_loop_create_task with the caller's source position
+ * (file, line), which debug mode (debug.h) shows in its reports. The macros
+ * below make every cio_create_task(...) / cio_loop_create_task(...) call of a
+ * program pass __FILE__ and __LINE__ here; the functions of those names stay
+ * exported and can be called as (cio_create_task)(...) or through a pointer.
+ * With debug mode off the position is not stored. file may be NULL (no
+ * position); it must stay valid as long as the loop (a string literal).
+ * Returns and fails as cio_create_task / cio_loop_create_task; in debug mode
+ * cio_loop_create_task_at called from a thread other than the one running
+ * the loop also fails with CIO_ERUNTIME. Define CIO_NO_SITE_MACROS before
+ * including cio.h to do without the macros. */
+cio_task *cio_create_task_at(const char *file, int line, cio_task_fn fn, void *arg,
+                             const cio_task_options *opts);
+cio_task *cio_loop_create_task_at(cio_loop *loop, const char *file, int line, cio_task_fn fn,
+                                  void *arg, const cio_task_options *opts);
+#if !defined(CIO_BUILDING) && !defined(CIO_NO_SITE_MACROS)
+#define cio_create_task(fn, arg, opts) cio_create_task_at(__FILE__, __LINE__, fn, arg, opts)
+#define cio_loop_create_task(loop, fn, arg, opts)                                    \
+  cio_loop_create_task_at(loop, __FILE__, __LINE__, fn, arg, opts)
+#endif
 
 /* Take another reference. Returns task. */
 cio_task *cio_task_ref(cio_task *task);
@@ -163,7 +185,7 @@ int cio_yield(void);
  * shared until either side sets a value); changes in a task are invisible to
  * its creator and siblings. Outside any task the loop's own values are used. */
 typedef struct cio_local_key {
-  const char *name;
+  const char *name; /* for messages and dumps */
 } cio_local_key;
 
 /* The value of key in the current task (or loop), or dflt if unset, if key

@@ -18,4 +18,9 @@ c++ -std=c++17 -Wall -Wextra -Werror -o "$tmp/cpp" "$src/consumer.cpp" \
 cmake -S "$src" -B "$tmp/cm" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 ninja -C "$tmp/cm" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$tmp/cm/consumer" | grep -qx installed
+# Man pages come with the library when the docs were built (`man cio_create_task`).
+if [ -d "$build/docs/man/man3" ]; then
+  test -f "$tmp/prefix/share/man/man3/cio_create_task.3" || { echo "FAIL: no man page"; exit 1; }
+  if command -v man >/dev/null; then MANPATH="$tmp/prefix/share/man" man -w cio_create_task >/dev/null; fi
+fi
 echo "ok: pkg-config, C++ and find_package(cio) consumers"
