@@ -58,6 +58,13 @@ typedef struct cio_exception_context {
 typedef void (*cio_exception_handler_fn)(cio_loop *loop, const cio_exception_context *ctx,
                                          void *arg);
 
+/* The I/O back end of a loop. */
+typedef enum cio_backend {
+  CIO_BACKEND_DEFAULT = 0, /* CIO_BACKEND=uring|epoll from the environment, else epoll */
+  CIO_BACKEND_EPOLL,
+  CIO_BACKEND_URING /* io_uring; falls back to epoll, silently, where the kernel refuses it */
+} cio_backend;
+
 typedef struct cio_loop_options {
   /* Use the virtual clock (time jumps to the next timer when idle). Also
    * enabled for every loop of the process by the environment variable
@@ -68,6 +75,10 @@ typedef struct cio_loop_options {
   bool no_deadlock_check;
   /* Default stack size of this loop's tasks, in bytes; 0 = CIO_STACK_DEFAULT. */
   size_t default_stack_size;
+  /* The I/O back end. Programs cannot tell the two apart, except that file
+   * operations (cio/file.h) run in the kernel on io_uring and in the thread
+   * pool on epoll. */
+  cio_backend backend;
 } cio_loop_options;
 
 /* ---- running a program ---------------------------------------------------- */
@@ -136,6 +147,9 @@ double cio_loop_time(const cio_loop *loop);
 
 /* The same in integer nanoseconds. */
 int64_t cio_loop_time_ns(const cio_loop *loop);
+
+/* The loop's I/O back end: "epoll" or "io_uring"; NULL for NULL. */
+const char *cio_loop_backend(const cio_loop *loop);
 
 /* Whether the loop uses the virtual clock; false for NULL. */
 bool cio_loop_is_virtual(const cio_loop *loop);
