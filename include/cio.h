@@ -25,5 +25,6 @@
 #include "cio/queue.h"
 #include "cio/io.h"
 #include "cio/executor.h"
+#include "cio/file.h"
 
 #endif

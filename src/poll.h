@@ -18,6 +18,7 @@
 enum { CIO__BACKEND_EPOLL, CIO__BACKEND_URING };
 
 struct cio__uring;
+struct io_uring_sqe;
 
 struct cio__poller {
   int epfd;                 /* the poller's own fd: epoll's, or the ring's */
@@ -62,14 +63,11 @@ void cio__uring_close(struct cio__poller *p);
 int cio__uring_ctl(struct cio__poller *p, int fd, unsigned events, bool registered,
                    struct cio__poll_watch *w);
 int cio__uring_wait(struct cio__poller *p, int64_t timeout_ns, bool *woken);
-/* Queue an operation (submitted with the next wait). Returns 0, or -EAGAIN
- * when the ring cannot take it now. buf must stay valid until done runs. */
-int cio__uring_read(struct cio__poller *p, struct cio__poll_op *op, int fd, void *buf, size_t n,
-                    int64_t off);
-int cio__uring_write(struct cio__poller *p, struct cio__poll_op *op, int fd, const void *buf,
-                     size_t n, int64_t off);
-int cio__uring_fsync(struct cio__poller *p, struct cio__poll_op *op, int fd, bool datasync);
-/* Ask the kernel to cancel op (submitted at once); op's done still runs. */
+/* A submission queue entry for op (its user_data set: the completion goes
+ * to op->done), to be prepared by the caller and submitted with the next
+ * wait; NULL when the ring is full and cannot be flushed. Declared with an
+ * opaque type so that only users of liburing need its header. */
+struct io_uring_sqe *cio__uring_sqe(struct cio__poller *p, struct cio__poll_op *op);
 void cio__uring_cancel(struct cio__poller *p, struct cio__poll_op *op);
 #else
 #define cio__uring_ctl(p, fd, e, r, w) ((void)(p), (void)(w), -ENOSYS)

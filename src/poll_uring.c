@@ -301,33 +301,10 @@ int cio__uring_wait(struct cio__poller *p, int64_t timeout_ns, bool *woken) {
 
 /* ---- operations ---------------------------------------------------------------- */
 
-static int queue_op(struct cio__uring *u, struct io_uring_sqe *sqe, struct cio__poll_op *op) {
-  io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_OP);
-  (void)u;
-  return 0;
-}
-
-int cio__uring_read(struct cio__poller *p, struct cio__poll_op *op, int fd, void *buf, size_t n,
-                    int64_t off) {
+struct io_uring_sqe *cio__uring_sqe(struct cio__poller *p, struct cio__poll_op *op) {
   struct io_uring_sqe *sqe = get_sqe(p->uring);
-  if (!sqe) return -EAGAIN;
-  io_uring_prep_read(sqe, fd, buf, n > UINT32_MAX ? UINT32_MAX : (unsigned)n, (uint64_t)off);
-  return queue_op(p->uring, sqe, op);
-}
-
-int cio__uring_write(struct cio__poller *p, struct cio__poll_op *op, int fd, const void *buf,
-                     size_t n, int64_t off) {
-  struct io_uring_sqe *sqe = get_sqe(p->uring);
-  if (!sqe) return -EAGAIN;
-  io_uring_prep_write(sqe, fd, buf, n > UINT32_MAX ? UINT32_MAX : (unsigned)n, (uint64_t)off);
-  return queue_op(p->uring, sqe, op);
-}
-
-int cio__uring_fsync(struct cio__poller *p, struct cio__poll_op *op, int fd, bool datasync) {
-  struct io_uring_sqe *sqe = get_sqe(p->uring);
-  if (!sqe) return -EAGAIN;
-  io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
-  return queue_op(p->uring, sqe, op);
+  if (sqe) io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_OP);
+  return sqe;
 }
 
 void cio__uring_cancel(struct cio__poller *p, struct cio__poll_op *op) {
