@@ -6,6 +6,7 @@
 #   tools/test.sh tsan       ThreadSanitizer (build-tsan/)
 #   tools/test.sh clang      clang with -Werror (build-clang/)
 #   tools/test.sh arm64      cross-built for AArch64, run under qemu-user (build-arm64/)
+#   tools/test.sh uring      the normal build, every test on the io_uring back end
 set -eu
 cd "$(dirname "$0")/.."
 sh tools/deps.sh
@@ -13,6 +14,7 @@ flavour=${1:-default}
 jobs=$(nproc)
 case $flavour in
   default)  dir=build;          opts="" ;;
+  uring)    dir=build;          opts=""; export CIO_BACKEND=uring ;;
   asan)     dir=build-asan;     opts="-DCIO_SANITIZE=address,undefined -DCIO_BUILD_BENCH=OFF" ;;
   ucontext) dir=build-ucontext; opts="-DCIO_SWITCH=ucontext -DCIO_BUILD_BENCH=OFF" ;;
   tsan)     dir=build-tsan;     opts="-DCIO_SANITIZE=thread -DCIO_BUILD_BENCH=OFF"
@@ -28,7 +30,7 @@ case $flavour in
             # that layer has no architecture-specific code.
             filter="-E test_(executor|io|sock)"
             sh tools/deps.sh arm64 ;;
-  *) echo "usage: tools/test.sh [asan|ucontext|tsan|clang|arm64]" >&2; exit 2 ;;
+  *) echo "usage: tools/test.sh [asan|ucontext|tsan|clang|arm64|uring]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja $opts >/dev/null
 ninja -C "$dir" -j "$jobs"
