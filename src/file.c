@@ -22,6 +22,7 @@
 #endif
 
 #include "executor.h"
+#include "io.h"
 #include "task.h"
 
 enum op_kind { OP_OPEN, OP_READ, OP_WRITE, OP_FSYNC, OP_FDATASYNC, OP_CLOSE };
@@ -60,25 +61,8 @@ static ssize_t do_syscall(const struct op *o) {
 /* ---- io_uring ---------------------------------------------------------------------- */
 
 #ifdef CIO_HAVE_URING
-struct uop {
-  struct cio__poll_op pop;
-  cio_loop *loop;
-  struct cio_future *fut; /* what the task waits on now */
-  int res;
-  bool done;
-};
-
-static void uop_done(struct cio__poll_op *pop, int res) {
-  struct uop *u = CIO__CONTAINER_OF(pop, struct uop, pop);
-  u->res = res;
-  u->done = true;
-  u->loop->io_watchers--;
-  if (u->fut && u->fut->state == CIO__PENDING)
-    cio__future_complete(u->fut, CIO__RESULT, 0, NULL, NULL, false);
-}
-
-static bool uring_prep(cio_loop *loop, struct uop *u, const struct op *o) {
-  struct io_uring_sqe *sqe = cio__uring_sqe(&loop->poller, &u->pop);
+static bool uring_prep(cio_loop *loop, struct cio__kop *k, const struct op *o) {
+  struct io_uring_sqe *sqe = cio__uring_sqe(&loop->poller, &k->op);
   if (!sqe) return false;
   unsigned n = (unsigned)(o->n > CHUNK_MAX ? CHUNK_MAX : o->n);
   switch (o->kind) {
@@ -92,36 +76,15 @@ static bool uring_prep(cio_loop *loop, struct uop *u, const struct op *o) {
   return true;
 }
 
-/* Returns the result, or -EAGAIN + *ran = false when the ring could not take
- * the request (then the caller uses the thread pool). */
+/* Returns the result, or *ran = false when the ring could not take the
+ * request (then the caller uses the thread pool). A cancelled operation
+ * returns -ECANCELED once the kernel has let go of the buffer. */
 static ssize_t uring_run(struct cio_task *t, const struct op *o, bool *ran) {
-  cio_loop *loop = t->fut.loop;
-  struct uop u = {.pop.done = uop_done, .loop = loop};
-  *ran = uring_prep(loop, &u, o);
+  struct cio__kop k;
+  cio__kop_init(&k, t->fut.loop);
+  *ran = uring_prep(t->fut.loop, &k, o);
   if (!*ran) return -EAGAIN;
-  loop->io_watchers++; /* a completion is coming: the loop must poll for it */
-  struct cio_future f;
-  cio__future_init(&f, loop, CIO__F_LOCAL);
-  u.fut = &f;
-  int rc = cio__task_await(t, &f, NULL);
-  u.fut = NULL;
-  cio__future_finalize(&f, NULL);
-  if (!u.done) {
-    /* Cancelled while the kernel has the request: withdraw it, and wait
-     * (through further cancellations) until the kernel lets go of the
-     * buffer. */
-    cio__uring_cancel(&loop->poller, &u.pop);
-    while (!u.done) {
-      struct cio_future g;
-      cio__future_init(&g, loop, CIO__F_LOCAL);
-      u.fut = &g;
-      (void)cio__task_await(t, &g, NULL);
-      u.fut = NULL;
-      cio__future_finalize(&g, NULL);
-    }
-    return -ECANCELED;
-  }
-  return rc < 0 ? rc : u.res;
+  return cio__kop_await(t, &k, false);
 }
 #endif
 
