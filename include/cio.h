@@ -23,5 +23,6 @@
 #include "cio/io.h"
 #include "cio/executor.h"
 #include "cio/debug.h"
+#include "cio/file.h"
 
 #endif

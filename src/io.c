@@ -399,6 +399,7 @@ int cio_fd_close(int fd) {
   if (loop && (fd == loop->poller.epfd || fd == loop->poller.wakefd))
     return cio__fail(-EINVAL, "cio_fd_close: fd %d belongs to the event loop itself", fd);
   forget(cio__running_loop, fd, "the fd was closed with cio_fd_close while a task waited on it");
+
   /* On Linux the fd is released even when close() reports EINTR. */
   if (close(fd) < 0 && errno != EINTR)
     return cio__fail(-errno, "cio_fd_close(fd %d): %s", fd, strerror(errno));
@@ -425,4 +426,50 @@ int cio_fd_set_nonblocking(int fd, bool nonblocking) {
   if (nfl != fl && fcntl(fd, F_SETFL, nfl) < 0)
     return cio__fail(-errno, "cio_fd_set_nonblocking(fd %d): %s", fd, strerror(errno));
   return 0;
+}
+
+/* ---- kernel operations (io_uring) ----------------------------------------------------------- */
+
+static void kop_done(struct cio__poll_op *op, int res) {
+  struct cio__kop *k = CIO__CONTAINER_OF(op, struct cio__kop, op);
+  k->res = res;
+  k->done = true;
+  k->loop->io_watchers--;
+  if (k->fut && k->fut->state == CIO__PENDING)
+    cio__future_complete(k->fut, CIO__RESULT, 0, NULL, NULL, false);
+}
+
+void cio__kop_init(struct cio__kop *k, cio_loop *loop) {
+  k->op.done = kop_done;
+  k->loop = loop;
+  k->fut = NULL;
+  k->res = 0;
+  k->done = false;
+}
+
+static int kop_wait(struct cio_task *t, struct cio__kop *k) {
+  struct cio_future f;
+  cio__future_init(&f, k->loop, CIO__F_LOCAL);
+  k->fut = &f;
+  int rc = cio__task_await(t, &f, NULL);
+  k->fut = NULL;
+  cio__future_finalize(&f, NULL);
+  return rc;
+}
+
+ssize_t cio__kop_await(struct cio_task *t, struct cio__kop *k, bool keep_data) {
+  k->loop->io_watchers++; /* a completion is coming: the loop must poll for it */
+  int rc = kop_wait(t, k);
+  if (k->done && rc == 0) {
+    return k->res;
+  }
+#ifdef CIO_HAVE_URING
+  if (!k->done) cio__uring_cancel(&k->loop->poller, &k->op);
+#endif
+  while (!k->done) (void)kop_wait(t, k);
+  if (keep_data && k->res > 0) {
+    t->must_cancel = true; /* delivered at the next suspension point */
+    return k->res;
+  }
+  return rc < 0 ? rc : -ECANCELED;
 }

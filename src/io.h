@@ -29,11 +29,31 @@ void cio__fd_untrust(cio_loop *loop, int fd);
 void cio__fd_note_read(cio_loop *loop, int fd, bool drained);
 int cio__fd_wait_unless_ready(struct cio_task *t, int fd, const char *who);
 
+
 /* The cooperative budget: call at the start of every socket operation of
  * task t. After 128 operations in a row that did not suspend, yields once
  * (so other tasks and the poller get their turn) and returns its result:
  * 0, or -ECANCELED (then the operation must not start). */
 int cio__coop(struct cio_task *t);
+
+/* io_uring: a kernel operation awaited by a task. The caller prepares the
+ * request (cio__uring_sqe(&loop->poller, &k->op) + an io_uring_prep_*) and
+ * calls cio__kop_await, which suspends t until the completion and returns
+ * the operation's result (bytes, 0, -errno). If t is cancelled meanwhile,
+ * the request is withdrawn and t waits on (through further cancellations)
+ * until the kernel lets go of the buffers; then the cancel is what it
+ * returns, unless `keep_data` and the operation moved data anyway: then the
+ * data's count is returned and the cancellation is delivered at t's next
+ * suspension point (no byte lost). */
+struct cio__kop {
+  struct cio__poll_op op;
+  cio_loop *loop;
+  struct cio_future *fut;
+  int res;
+  bool done;
+};
+void cio__kop_init(struct cio__kop *k, cio_loop *loop);
+ssize_t cio__kop_await(struct cio_task *t, struct cio__kop *k, bool keep_data);
 
 /* How many times this loop has called the poller's ctl (tests). */
 unsigned long cio__io_ctl_count(cio_loop *loop);

@@ -68,6 +68,10 @@ int64_t cio_loop_time_ns(const cio_loop *loop) { return loop ? cio__loop_now(loo
 
 bool cio_loop_is_virtual(const cio_loop *loop) { return loop && loop->virtual_time; }
 
+const char *cio_loop_backend(const cio_loop *loop) {
+  return loop ? cio__poller_name(&loop->poller) : NULL;
+}
+
 /* ---- discarding queued nodes at close ------------------------------------------ */
 
 /* Nodes that own memory (handles, done-callback records) say how to drop them
@@ -198,7 +202,7 @@ int cio_loop_new(cio_loop **out, const cio_loop_options *opts) {
     free(loop);
     return cio__fail_static(-ENOMEM, "cio_loop_new: out of memory");
   }
-  int rc = cio__poller_init(&loop->poller);
+  int rc = cio__poller_init(&loop->poller, opts ? (int)opts->backend : 0);
   if (rc < 0) {
     cio__debug_loop_release(loop); /* debug.c */
     free(loop);

@@ -8,7 +8,8 @@
 
 #include "poll.h"
 
-int cio__poller_init(struct cio__poller *p) {
+int cio__epoll_init(struct cio__poller *p) {
+  p->uring = NULL;
   p->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (p->epfd < 0) return -errno;
   p->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -27,14 +28,14 @@ int cio__poller_init(struct cio__poller *p) {
   return 0;
 }
 
-void cio__poller_close(struct cio__poller *p) {
+void cio__epoll_close(struct cio__poller *p) {
   if (p->wakefd >= 0) close(p->wakefd);
   if (p->epfd >= 0) close(p->epfd);
   p->wakefd = p->epfd = -1;
 }
 
-int cio__poller_ctl(struct cio__poller *p, int fd, unsigned events, bool registered,
-                    struct cio__poll_watch *w) {
+int cio__epoll_ctl(struct cio__poller *p, int fd, unsigned events, bool registered,
+                   struct cio__poll_watch *w) {
   if (!events) {
     if (!registered) return 0;
     return epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
@@ -52,7 +53,7 @@ int cio__poller_ctl(struct cio__poller *p, int fd, unsigned events, bool registe
   return -errno;
 }
 
-int cio__poller_wait(struct cio__poller *p, int64_t timeout_ns, bool *woken) {
+int cio__epoll_wait(struct cio__poller *p, int64_t timeout_ns, bool *woken) {
   struct epoll_event evs[64];
   int n;
   *woken = false;
@@ -93,8 +94,8 @@ int cio__poller_wait(struct cio__poller *p, int64_t timeout_ns, bool *woken) {
   return fired;
 }
 
-void cio__poller_wake(struct cio__poller *p) {
+void cio__wakefd_wake(int wakefd) {
   uint64_t one = 1;
-  ssize_t r = write(p->wakefd, &one, sizeof one);
+  ssize_t r = write(wakefd, &one, sizeof one);
   (void)r;
 }

@@ -16,7 +16,9 @@ flags=""
 [ -n "$san" ] && flags="-fsanitize=$san"
 $cc -std=c11 -Wall -Wextra -Wpedantic -Werror $flags -I"$src/include" -I"$bin/include" -c "$tmp/snippet.c" -o "$tmp/snippet.o" ||
   { echo "FAIL: the README snippet does not compile cleanly"; exit 1; }
-$cc $flags "$tmp/snippet.o" "$bin/libcio.a" -lpthread -lm -ldl -o "$tmp/snippet" ||
+libs="-lpthread -lm -ldl"
+grep -q '^LIBURING_FOUND:INTERNAL=1' "$bin/CMakeCache.txt" 2>/dev/null && libs="$libs -luring"
+$cc $flags "$tmp/snippet.o" "$bin/libcio.a" $libs -o "$tmp/snippet" ||
   { echo "FAIL: the README snippet does not link"; exit 1; }
 out=$(CIO_VIRTUAL_TIME=1 ASAN_OPTIONS=detect_leaks=1 "$tmp/snippet")
 [ "$out" = "$(printf '1\n2')" ] || { echo "FAIL: output was: $out"; exit 1; }

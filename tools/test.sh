@@ -8,6 +8,7 @@
 #   tools/test.sh arm64      cross-built for AArch64, run under qemu-user (build-arm64/)
 #   tools/test.sh debug      the normal build with CIO_DEBUG=1 (debug mode in every loop);
 #                            fails if debug mode reported anything the tests did not ask for
+#   tools/test.sh uring      the normal build, every test on the io_uring back end
 set -eu
 cd "$(dirname "$0")/.."
 sh tools/deps.sh
@@ -15,6 +16,7 @@ flavour=${1:-default}
 jobs=$(nproc)
 case $flavour in
   default)  dir=build;          opts="" ;;
+  uring)    dir=build;          opts=""; export CIO_BACKEND=uring ;;
   asan)     dir=build-asan;     opts="-DCIO_SANITIZE=address,undefined -DCIO_BUILD_BENCH=OFF" ;;
   ucontext) dir=build-ucontext; opts="-DCIO_SWITCH=ucontext -DCIO_BUILD_BENCH=OFF" ;;
   tsan)     dir=build-tsan;     opts="-DCIO_SANITIZE=thread -DCIO_BUILD_BENCH=OFF"
@@ -36,7 +38,7 @@ case $flavour in
             export CIO_DEBUG=1 CIO_SLOW_CALLBACK_DURATION=${CIO_SLOW_CALLBACK_DURATION:-1.5}
             log="$dir/debug-suite.log"
             verbose="-V" ;;
-  *) echo "usage: tools/test.sh [asan|ucontext|tsan|clang|arm64|debug]" >&2; exit 2 ;;
+  *) echo "usage: tools/test.sh [asan|ucontext|tsan|clang|arm64|debug|uring]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja $opts >/dev/null
 ninja -C "$dir" -j "$jobs"

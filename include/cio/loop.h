@@ -93,6 +93,13 @@ typedef struct cio_exception_context {
 typedef void (*cio_exception_handler_fn)(cio_loop *loop, const cio_exception_context *ctx,
                                          void *arg);
 
+/* The I/O back end of a loop. */
+typedef enum cio_backend {
+  CIO_BACKEND_DEFAULT = 0, /* CIO_BACKEND=uring|epoll from the environment, else epoll */
+  CIO_BACKEND_EPOLL,
+  CIO_BACKEND_URING /* io_uring; falls back to epoll, silently, where the kernel refuses it */
+} cio_backend;
+
 /* Options of cio_loop_new / cio_run_opts: all zero = the defaults. */
 typedef struct cio_loop_options {
   /* Use the virtual clock (time jumps to the next timer when idle). Also
@@ -116,6 +123,10 @@ typedef struct cio_loop_options {
   /* The stall detector's threshold in seconds; 0 = CIO_STALL_THRESHOLD from
    * the environment, else 1.0. */
   double stall_threshold;
+  /* The I/O back end. Programs cannot tell the two apart, except that file
+   * operations (cio/file.h) run in the kernel on io_uring and in the thread
+   * pool on epoll. */
+  cio_backend backend;
 } cio_loop_options;
 
 /* ---- running a program ---------------------------------------------------- */
@@ -207,6 +218,9 @@ double cio_loop_time(const cio_loop *loop);
 
 /* The same in integer nanoseconds. */
 int64_t cio_loop_time_ns(const cio_loop *loop);
+
+/* The loop's I/O back end: "epoll" or "io_uring"; NULL for NULL. */
+const char *cio_loop_backend(const cio_loop *loop);
 
 /* Whether the loop uses the virtual clock; false for NULL. */
 bool cio_loop_is_virtual(const cio_loop *loop);

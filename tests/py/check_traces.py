@@ -37,6 +37,10 @@ for fname in sorted(os.listdir(pydir)):
         continue
     name = fname[:-3]
     expected_path = os.path.join(ROOT, 'examples', 'expected', name + '.out')
+    # Twins of programs that need real time, a peer or a package (servers,
+    # subprocesses, aiofiles) have no expected output: they are documentation.
+    if not os.path.exists(expected_path):
+        continue
     got = subprocess.run([sys.executable, os.path.join(pydir, fname)], capture_output=True,
                          text=True, check=False).stdout
     try:
