@@ -29,7 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { SLOT_NONE, SLOT_TASK, SLOT_CALLBACK };
+enum { SLOT_NONE, SLOT_TASK, SLOT_CALLBACK, SLOT_KOP };
 
 #define UNTRUSTED UINT64_MAX
 
@@ -37,6 +37,7 @@ struct slot {
   uint8_t kind;
   bool queued;             /* cb is in the ready queue */
   struct cio_future *fut;  /* SLOT_TASK: the future in the waiting frame */
+  struct cio__kop *kop;    /* SLOT_KOP: a kernel operation (io_uring) on the fd */
   cio_callback_fn fn;      /* SLOT_CALLBACK */
   void *arg;
   struct cio__cb cb;       /* ready-queue node for the callback */
@@ -134,6 +135,7 @@ static void slot_clear(cio_loop *loop, struct slot *s) {
   if (s->kind != SLOT_NONE) loop->io_watchers--;
   s->kind = SLOT_NONE;
   s->fut = NULL;
+  s->kop = NULL;
   s->fn = NULL;
   s->arg = NULL;
   if (s->queued) {
@@ -149,6 +151,14 @@ static void rec_kill(struct fdrec *r, const char *why) {
     struct slot *s = slots[i];
     if (s->kind == SLOT_TASK && s->fut->state == CIO__PENDING)
       cio__future_complete(s->fut, CIO__ERROR, -EBADF, NULL, why, false);
+#ifdef CIO_HAVE_URING
+    if (s->kind == SLOT_KOP && !s->kop->done) {
+      /* The request holds the file: withdraw it; its task then sees -EBADF. */
+      s->kop->killed = true;
+      s->kop->why = why;
+      cio__uring_cancel(&r->loop->poller, &s->kop->op);
+    }
+#endif
     slot_clear(r->loop, s);
   }
   r->trust = UNTRUSTED;
@@ -303,6 +313,13 @@ void cio__fd_note_read(cio_loop *loop, int fd, bool drained) {
   }
 }
 
+bool cio__fd_take_drained(cio_loop *loop, int fd) {
+  struct fdrec *r = rec_find(loop, fd);
+  if (!r || !r->drained) return false;
+  r->drained = false;
+  return true;
+}
+
 int cio__fd_wait_unless_ready(struct cio_task *t, int fd, const char *who) {
   struct fdrec *r = rec_find(t->fut.loop, fd);
   if (!r || !r->drained) return 0;
@@ -445,6 +462,27 @@ void cio__kop_init(struct cio__kop *k, cio_loop *loop) {
   k->fut = NULL;
   k->res = 0;
   k->done = false;
+  k->killed = false;
+  k->why = NULL;
+}
+
+ssize_t cio__fd_kop_await(struct cio_task *t, int fd, unsigned dir, struct cio__kop *k,
+                          bool keep_data, const char *who) {
+  struct fdrec *r;
+  int rc = rec_get(t->fut.loop, fd, &r, who);
+  if (rc < 0) return rc;
+  struct slot *s = dir == CIO__POLL_IN ? &r->rd : &r->wr;
+  if (s->kind != SLOT_NONE)
+    return cio__fail(-EBUSY, "%s(fd %d): %s already waits to %s this fd in this loop", who, fd,
+                     s->kind == SLOT_CALLBACK ? "a callback" : "another task", dir_verb(dir));
+  s->kind = SLOT_KOP;
+  s->kop = k;
+  t->fut.loop->io_watchers++;
+  ssize_t n = cio__kop_await(t, k, keep_data);
+  if (s->kind == SLOT_KOP && s->kop == k) slot_clear(t->fut.loop, s);
+  if (k->killed && n == -ECANCELED && k->res == -ECANCELED)
+    return cio__fail(-EBADF, "%s(fd %d): %s", who, fd, k->why);
+  return n;
 }
 
 static int kop_wait(struct cio_task *t, struct cio__kop *k) {
@@ -460,9 +498,7 @@ static int kop_wait(struct cio_task *t, struct cio__kop *k) {
 ssize_t cio__kop_await(struct cio_task *t, struct cio__kop *k, bool keep_data) {
   k->loop->io_watchers++; /* a completion is coming: the loop must poll for it */
   int rc = kop_wait(t, k);
-  if (k->done && rc == 0) {
-    return k->res;
-  }
+  if (k->done && rc == 0) return k->killed && k->res == -ECANCELED ? -ECANCELED : k->res;
 #ifdef CIO_HAVE_URING
   if (!k->done) cio__uring_cancel(&k->loop->poller, &k->op);
 #endif

@@ -51,9 +51,20 @@ struct cio__kop {
   struct cio_future *fut;
   int res;
   bool done;
+  bool killed;     /* withdrawn because its fd was closed (cio_fd_close) */
+  const char *why; /* then: the message its task gets with -EBADF */
 };
 void cio__kop_init(struct cio__kop *k, cio_loop *loop);
 ssize_t cio__kop_await(struct cio_task *t, struct cio__kop *k, bool keep_data);
+
+/* cio__kop_await for an operation on fd that takes fd's `dir` slot, as a
+ * waiting task would (-EBUSY if taken): closing fd with cio_fd_close (or
+ * finding its number reused) withdraws the request, and the task gets
+ * -EBADF, exactly as a readiness wait. */
+ssize_t cio__fd_kop_await(struct cio_task *t, int fd, unsigned dir, struct cio__kop *k,
+                          bool keep_data, const char *who);
+/* Whether the last read of fd emptied its buffer (and clear the hint). */
+bool cio__fd_take_drained(cio_loop *loop, int fd);
 
 /* How many times this loop has called the poller's ctl (tests). */
 unsigned long cio__io_ctl_count(cio_loop *loop);

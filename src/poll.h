@@ -69,6 +69,9 @@ int cio__uring_wait(struct cio__poller *p, int64_t timeout_ns, bool *woken);
  * opaque type so that only users of liburing need its header. */
 struct io_uring_sqe *cio__uring_sqe(struct cio__poller *p, struct cio__poll_op *op);
 void cio__uring_cancel(struct cio__poller *p, struct cio__poll_op *op);
+/* Whether socket receives run as kernel operations on this ring (else they
+ * use readiness, as on epoll). CIO_URING_RECV=0 turns them off. */
+bool cio__uring_completions(const struct cio__poller *p);
 #else
 #define cio__uring_ctl(p, fd, e, r, w) ((void)(p), (void)(w), -ENOSYS)
 #define cio__uring_wait(p, t, w) ((void)(p), (void)(w), -ENOSYS)

@@ -53,6 +53,7 @@ struct cio__uring {
    * failed): re-armed at the next wait. Rare; a small array. */
   struct cio__poll_watch **pend;
   unsigned npend, pend_cap;
+  bool completions; /* socket receives as kernel operations */
 };
 
 static uint64_t watch_ud(const struct cio__poll_watch *w, unsigned gen) {
@@ -162,6 +163,8 @@ int cio__uring_init(struct cio__poller *p) {
   }
   p->epfd = u->ring.ring_fd;
   p->uring = u;
+  const char *recv_env = getenv("CIO_URING_RECV");
+  u->completions = !(recv_env && *recv_env == '0');
   arm_wake(u, p->wakefd);
   return 0;
 }
@@ -306,6 +309,8 @@ struct io_uring_sqe *cio__uring_sqe(struct cio__poller *p, struct cio__poll_op *
   if (sqe) io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_OP);
   return sqe;
 }
+
+bool cio__uring_completions(const struct cio__poller *p) { return p->uring->completions; }
 
 void cio__uring_cancel(struct cio__poller *p, struct cio__poll_op *op) {
   struct io_uring_sqe *sqe = get_sqe(p->uring);

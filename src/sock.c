@@ -8,6 +8,9 @@
  */
 #include "executor.h"
 #include "io.h"
+#ifdef CIO_HAVE_URING
+#include <liburing.h>
+#endif
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -172,6 +175,44 @@ int cio_sock_connect(int fd, const struct sockaddr *addr, socklen_t addrlen) {
 
 /* ---- stream data ------------------------------------------------------------------- */
 
+#ifdef CIO_HAVE_URING
+/* A receive on io_uring: recv() at once unless the last read emptied the
+ * buffer; if it would block, the kernel gets the request with the caller's
+ * buffer and its completion carries the data (no readiness event and no
+ * second recv() per message). Data that arrives after the task was
+ * cancelled is returned, and the cancellation is delivered at the task's
+ * next suspension point: no byte is lost. Returns as cio_sock_recv_into, or
+ * -EAGAIN when the ring cannot take the request (the caller then waits for
+ * readiness). */
+static ssize_t kernel_recv(struct cio_task *t, int fd, void *buf, size_t len, const char *who) {
+  cio_loop *loop = t->fut.loop;
+  if (!cio__fd_take_drained(loop, fd)) {
+    for (;;) {
+      ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+      if (n >= 0) {
+        cio__fd_note_read(loop, fd, n > 0 && (size_t)n < len);
+        return n;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return sys_fail(errno, who, fd);
+      break;
+    }
+  }
+  struct cio__kop k;
+  cio__kop_init(&k, loop);
+  struct io_uring_sqe *sqe = cio__uring_sqe(&loop->poller, &k.op);
+  if (!sqe) return -EAGAIN;
+  io_uring_prep_recv(sqe, fd, buf, len, 0);
+  ssize_t n = cio__fd_kop_await(t, fd, CIO__POLL_IN, &k, true, who);
+  if (n >= 0) {
+    cio__fd_note_read(loop, fd, n > 0 && (size_t)n < len);
+    return n;
+  }
+  if (n == -ECANCELED || n == -EBADF || n == -EBUSY) return n; /* message set */
+  return sys_fail((int)-n, who, fd);
+}
+#endif
+
 ssize_t cio_sock_recv_into(int fd, void *buf, size_t len) {
   const char *who = "cio_sock_recv_into";
   struct cio_task *t;
@@ -180,6 +221,12 @@ ssize_t cio_sock_recv_into(int fd, void *buf, size_t len) {
   if (!buf && len) return cio__fail(-EINVAL, "%s: buf is NULL", who);
   if (len == 0) return 0;
   if ((rc = cio__coop(t)) < 0) return rc;
+#ifdef CIO_HAVE_URING
+  if (CIO__URING(&t->fut.loop->poller) && cio__uring_completions(&t->fut.loop->poller)) {
+    ssize_t n = kernel_recv(t, fd, buf, len, who);
+    if (n != -EAGAIN) return n;
+  }
+#endif
   if ((rc = cio__fd_wait_unless_ready(t, fd, who)) < 0) return rc;
   for (;;) {
     ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);

@@ -17,7 +17,7 @@ flags=""
 $cc -std=c11 -Wall -Wextra -Wpedantic -Werror $flags -I"$src/include" -I"$bin/include" -c "$tmp/snippet.c" -o "$tmp/snippet.o" ||
   { echo "FAIL: the README snippet does not compile cleanly"; exit 1; }
 libs="-lpthread -lm -ldl"
-grep -q '^LIBURING_FOUND:INTERNAL=1' "$bin/CMakeCache.txt" 2>/dev/null && libs="$libs -luring"
+grep -q '^CIO_HAVE_LIBURING:INTERNAL=TRUE' "$bin/CMakeCache.txt" 2>/dev/null && libs="$libs -luring"
 $cc $flags "$tmp/snippet.o" "$bin/libcio.a" $libs -o "$tmp/snippet" ||
   { echo "FAIL: the README snippet does not link"; exit 1; }
 out=$(CIO_VIRTUAL_TIME=1 ASAN_OPTIONS=detect_leaks=1 "$tmp/snippet")
