@@ -419,6 +419,11 @@ def echo_servers(build):
     b = build.path(CIO_ECHO_SERVER[0])
     out.append(("cio", CIO_ECHO_SERVER[1].replace("{bin}", rel(b)), None, SERVER_CPU) if b.exists()
                else ("cio", f"{rel(b)} is not built (the io branch is not merged yet?)"))
+    if b.exists():
+        # The same server on the io_uring back end (readiness by poll
+        # requests, receives as kernel operations).
+        out.append(("cio io_uring", CIO_ECHO_SERVER[1].replace("{bin}", rel(b)),
+                    {"CIO_BACKEND": "uring"}, SERVER_CPU))
     b = build.path(EPOLL_ECHO_SERVER[0])
     out.append(("epoll (limit)", EPOLL_ECHO_SERVER[1].replace("{bin}", rel(b)), None, SERVER_CPU)
                if b.exists() else ("epoll (limit)", f"{rel(b)} is not built (the io branch is not merged yet?)"))
