@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifdef CIO_HAVE_URING
@@ -140,6 +141,19 @@ static ssize_t run_op(const struct op *o, const char *who) {
   struct cio_task *t = cio__current();
   if (!t) return cio__fail(CIO_ENOTASK, "%s: must be called from inside a task", who);
   ssize_t r;
+  if (o->kind == OP_READ) {
+    /* Data in the page cache is read at once, without a trip through the
+     * kernel queue or a thread (RWF_NOWAIT fails instead of blocking); the
+     * cooperative budget keeps such a reader from starving the others. */
+    int c = cio__coop(t);
+    if (c < 0) return c;
+    struct iovec iov = {.iov_base = o->buf, .iov_len = o->n > CHUNK_MAX ? CHUNK_MAX : o->n};
+    r = preadv2(o->fd, &iov, 1, o->off, RWF_NOWAIT);
+    if (r >= 0) return r;
+    if (errno != EAGAIN && errno != EOPNOTSUPP && errno != EINVAL && errno != ESPIPE &&
+        errno != EINTR)
+      return cio__fail(-errno, "%s(fd %d): %s", who, o->fd, strerror(errno));
+  }
 #ifdef CIO_HAVE_URING
   bool ran = false;
   if (CIO__URING(&t->fut.loop->poller)) {

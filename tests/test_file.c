@@ -209,7 +209,9 @@ static int concurrent_main(void *arg, void **result) {
   }
   assert_int_equal(r, 0);
   close(fd);
-  assert_true(ticks > 100); /* at least one tick per read: 1,024 reads */
+  /* Cached data is read without suspending, but the cooperative budget
+   * lets the ticker in at least every 128 reads: 1,024 reads. */
+  assert_true(ticks >= 1024 / 128 - 1);
   cio_task_cancel(t, NULL);
   assert_int_equal(cio_await(t, NULL), -ECANCELED);
   cio_task_unref(t);
