@@ -467,6 +467,8 @@ static int run_once(cio_loop *loop) {
   if (timeout < 0 && !loop->io_watchers && jobs == 0 && !loop->no_deadlock_check &&
       !atomic_load_explicit(&loop->ever_threadsafe, memory_order_relaxed))
     return report_deadlock(loop);
+  if (!busy && cio__stack_pool_has_surplus(&loop->stacks)) /* give back unused stack memory */
+    timeout = cio__stack_pool_idle(&loop->stacks, cio__loop_now(loop), timeout, loop->virtual_time);
 
   if (timeout != 0 || (loop->io_watchers && ++loop->busy_passes >= BUSY_POLL_PASSES)) {
     loop->busy_passes = 0;
