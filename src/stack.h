@@ -32,7 +32,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef CIO__STACK_GUARD
 #define CIO__STACK_GUARD (64u * 1024u)
+#endif
 #define CIO__STACK_CANARY_BYTES 64u
 
 /* Protection methods (cio__stack_guard_force, chunk->guard_method). */
@@ -40,11 +42,12 @@ enum { CIO__GUARD_AUTO, CIO__GUARD_MADVISE, CIO__GUARD_MPROTECT, CIO__GUARD_CANA
 
 struct cio__stack {
   void *lo;                 /* lowest usable address */
-  size_t size;              /* usable bytes */
   struct cio__stack *next;  /* free lists */
   struct cio__stack_chunk *chunk;
-  const uint64_t *canary;   /* canary words below lo checked at switches, or NULL */
+  uint32_t size;            /* usable bytes (at most 1 GiB) */
+  bool armed;               /* the canary below lo is checked at switches */
   bool trimmed;             /* free, its memory given back to the kernel */
+  bool odd;                 /* not the pool's size: unmapped when returned */
 };
 
 struct cio__stack_pool {
@@ -72,8 +75,9 @@ void cio__stack_pool_init(struct cio__stack_pool *pool, size_t default_size);
  * the tasks that were still pending). */
 void cio__stack_pool_destroy(struct cio__stack_pool *pool);
 
-/* A stack of `size` usable bytes (0 = the pool default). Returns 0, -ENOMEM
- * (with a message naming vm.max_map_count when the mapping limit is hit). */
+/* A stack of `size` usable bytes (0 = the pool default). Returns 0, -EINVAL
+ * (over 1 GiB), -ENOMEM (with a message naming vm.max_map_count when the
+ * mapping limit is hit). */
 int cio__stack_get(struct cio__stack_pool *pool, size_t size, struct cio__stack **out);
 
 void cio__stack_put(struct cio__stack_pool *pool, struct cio__stack *stack);
@@ -116,7 +120,7 @@ void cio__stack_check_canary(const struct cio__stack *stack);
 static inline void cio__stack_set_running(const struct cio__stack *stack, char *const *name,
                                           unsigned long long id) {
   if (__builtin_expect(atomic_load_explicit(&cio__stack_canaries, memory_order_relaxed), 0) &&
-      cio__stack_running.stack && cio__stack_running.stack->canary)
+      cio__stack_running.stack && cio__stack_running.stack->armed)
     cio__stack_check_canary(cio__stack_running.stack);
   cio__stack_running.stack = stack;
   cio__stack_running.name = name;

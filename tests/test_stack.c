@@ -245,7 +245,7 @@ static void guard_budget_then_canaries(void **state) {
   for (int i = 0; i < N; i++) {
     assert_code(cio__stack_get(&pool, 0, &s[i]), 0);
     memset((char *)s[i]->lo + s[i]->size - 1024, 1, 1024);
-    if (s[i]->canary) {
+    if (s[i]->armed) {
       canaried++;
       assert_int_equal(s[i]->size, 16 * 1024 - CIO__STACK_CANARY_BYTES);
     } else {
@@ -266,7 +266,7 @@ static void guard_budget_then_canaries(void **state) {
   waitpid(pid, &status, 0);
   assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
   for (int i = 0; i < N; i++)
-    if (s[i]->canary) cio__stack_check_canary(s[i]); /* aborts if not intact */
+    if (s[i]->armed) cio__stack_check_canary(s[i]); /* aborts if not intact */
   for (int i = 0; i < N; i++) cio__stack_put(&pool, s[i]);
   free(s);
   cio__stack_pool_destroy(&pool);
