@@ -60,6 +60,11 @@ extern "C" {
  *    go undetected; a runaway recursion is caught when it reaches unmapped
  *    memory. Raise vm.max_map_count to keep guard pages for more tasks.
  *  - Under AddressSanitizer, ASan reports the overflow itself.
+ *  - The flag's cost: a large local buffer is touched page by page when its
+ *    function is entered, so its pages are committed even if little of it
+ *    is used (the echo server's 16 KiB buffer: about 20 KB per connection
+ *    instead of 8). Where that matters, use a heap buffer, or build that
+ *    code with -fno-stack-clash-protection: frames up to 64 KiB stay caught.
  *
  * Memory: a finished task's stack stays in its loop's pool for reuse;
  * after a burst, the stacks not needed during one second of the loop's
