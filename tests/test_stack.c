@@ -104,11 +104,13 @@ static void guard_page_faults(void **state) {
 #endif
 
 /* Recursion with frames of `bytes`; infinite in effect. */
-#define RECURSE(fname, bytes, attr)                                    \
-  attr static int fname(int depth) {                                   \
-    volatile char pad[bytes];                                          \
-    pad[0] = (char)depth;                                              \
-    pad[(bytes) - 1] = 1;                                              \
+/* The array escapes (the empty asm), so the whole frame is really there. */
+#define RECURSE(fname, bytes, attr)                                        \
+  attr static int fname(int depth) {                                       \
+    char pad[bytes];                                                       \
+    pad[0] = (char)depth;                                                  \
+    pad[(bytes) - 1] = 1;                                                  \
+    __asm__ volatile("" : : "r"(pad) : "memory");                          \
     return depth > 1000000 ? pad[0] : fname(depth + 1) + pad[(bytes) - 1]; \
   }
 RECURSE(recurse_10k, 10000, )
@@ -118,24 +120,23 @@ RECURSE(recurse_50k, 50000, )
 /* Code built without -fstack-clash-protection (as a library built elsewhere
  * may be): no probes, the 50 KB frame must land in the 64 KiB guard. */
 #define NO_PROBES __attribute__((optimize("no-stack-clash-protection"), noinline))
-#define HAVE_NO_PROBES 1
-#else
-#define NO_PROBES __attribute__((noinline))
-#endif
 RECURSE(recurse_50k_no_probes, 50000, NO_PROBES)
+static int frames_50k_no_probes(void *a, void **r) { (void)a; (void)r; return recurse_50k_no_probes(0); }
+#define HAVE_NO_PROBES 1
+#endif
 
-static int vla_size = 300 * 1024;
+static volatile int vla_size = 300 * 1024; /* unknown to the compiler */
 __attribute__((noinline)) static int big_vla(int n) {
-  volatile char v[n];
+  char v[n];
   v[0] = 1;
   v[n - 1] = 2;
+  __asm__ volatile("" : : "r"(v) : "memory");
   return v[0] + v[n - 1];
 }
 
 static int frames_10k(void *a, void **r) { (void)a; (void)r; return recurse_10k(0); }
 static int frames_20k(void *a, void **r) { (void)a; (void)r; return recurse_20k(0); }
 static int frames_50k(void *a, void **r) { (void)a; (void)r; return recurse_50k(0); }
-static int frames_50k_no_probes(void *a, void **r) { (void)a; (void)r; return recurse_50k_no_probes(0); }
 static int vla_300k(void *a, void **r) { (void)a; (void)r; return big_vla(vla_size); }
 
 static int sleeper(void *a, void **r) {
@@ -217,10 +218,11 @@ static void large_frames_abort_naming_the_task(void **state) {
 static int overflow_a_little(void *a, void **r) {
   (void)a;
   (void)r;
-  volatile char buf[16384];
-  memset((char *)buf, 0x55, sizeof buf); /* 16 KiB of locals in a 16 KiB stack */
-  int rc = cio_sleep(0);                 /* the switch checks the canary */
-  return rc + buf[100];
+  char buf[16384];
+  memset(buf, 0x55, sizeof buf); /* 16 KiB of locals in a 16 KiB stack */
+  __asm__ volatile("" : : "r"(buf) : "memory");
+  int rc = cio_sleep(0); /* the switch checks the canary */
+  return rc + buf[100] - 0x55;
 }
 
 static void canary_stacks_catch_overflow_at_a_switch(void **state) {
@@ -415,8 +417,9 @@ static void pool_gives_back_what_recent_demand_did_not_need(void **state) {
 static int touch_stack(void *a, void **r) {
   (void)a;
   (void)r;
-  volatile char buf[16384];
-  memset((char *)buf, 1, sizeof buf);
+  char buf[16384];
+  memset(buf, 1, sizeof buf);
+  __asm__ volatile("" : : "r"(buf) : "memory");
   return cio_sleep(0.01) + buf[1] - 1;
 }
 
