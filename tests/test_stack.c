@@ -9,6 +9,7 @@
 #include "cio_test.h"
 #include "loop.h" /* the loop's own pool */
 #include "stack.h"
+#include "task.h" /* sizeof(struct cio_task) */
 
 static void stacks_are_reused(void **state) {
   (void)state;
@@ -458,9 +459,11 @@ static void rss_returns_after_a_burst_of_tasks(void **state) {
   if (!getenv("CIO_TEST_EMULATED"))
     assert_true((burst_rss[1] - burst_rss[0]) * page > 10000L * 16384 * 9 / 10);
 #ifndef UNDER_ASAN /* ASan's shadow of the stacks stays */
-  /* Task objects (128 B each) stay in the loop's slab: 1.3 MB; the rest goes. */
+  /* Task objects stay in the loop's slab (128 B each; 1 KB with ucontext);
+   * the stacks go, but for the few kept warm. */
   if (!getenv("CIO_TEST_EMULATED"))
-    assert_true((burst_rss[2] - burst_rss[0]) * page < 4 * 1024 * 1024);
+    assert_true((burst_rss[2] - burst_rss[0]) * page <
+                4 * 1024 * 1024 + 10000 * (long)sizeof(struct cio_task));
 #endif
 }
 
