@@ -259,16 +259,19 @@ static void guard_budget_then_canaries(void **state) {
   }
   assert_true(guarded > 0 && guarded <= 100);
   assert_int_equal(guarded + canaried, N);
-  /* The guarded ones fault below lo; the canary ones have intact canaries. */
-  pid_t pid = fork();
-  if (pid == 0) {
-    signal(SIGSEGV, SIG_DFL);
-    *(volatile char *)((char *)s[0]->lo - CIO__STACK_GUARD + 1) = 1;
-    _exit(0);
+  /* The guarded ones fault below lo (not under qemu-user: its SIGSEGV
+   * delivery hangs on some hosts); the canary ones have intact canaries. */
+  if (!getenv("CIO_TEST_EMULATED")) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      signal(SIGSEGV, SIG_DFL);
+      *(volatile char *)((char *)s[0]->lo - CIO__STACK_GUARD + 1) = 1;
+      _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
   }
-  int status;
-  waitpid(pid, &status, 0);
-  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
   for (int i = 0; i < N; i++)
     if (s[i]->armed) cio__stack_check_canary(s[i]); /* aborts if not intact */
   for (int i = 0; i < N; i++) cio__stack_put(&pool, s[i]);
