@@ -161,11 +161,11 @@ static void note_canary(void) {
   if (atomic_exchange_explicit(&noted_canary, true, memory_order_relaxed)) return;
   char msg[512];
   int n = snprintf(msg, sizeof msg,
-                   "cio: note: this kernel has no MADV_GUARD_INSTALL (Linux 6.13+) and the "
-                   "mprotect guard pages have used their budget (%ld stacks, half of "
-                   "vm.max_map_count): further task stacks get canaries checked at every "
-                   "switch instead of guard pages (an overflow is then caught late or, by "
-                   "a large frame, not at all; raise vm.max_map_count for more guards)\n",
+                   "cio: note: without MADV_GUARD_INSTALL (Linux 6.13+) guard pages cost "
+                   "mappings, and their budget (%ld stacks, half of vm.max_map_count) is "
+                   "used up: further task stacks get canaries checked at every switch "
+                   "instead (an overflow is then caught late or, by a large frame, not at "
+                   "all; raise vm.max_map_count for more guard pages)\n",
                    atomic_load_explicit(&guard_budget_maps, memory_order_relaxed) / 2);
   if (n > 0) {
     ssize_t r = write(2, msg, strlen(msg));
@@ -225,24 +225,20 @@ static int install_guards(struct cio__stack_chunk *c) {
   return 0;
 }
 
-/* Every task touches the top page of its stack first. Faulting those in
- * for a whole chunk with one call (MADV_POPULATE_WRITE, batched) measured
- * about 10% less CPU per cold task than a page fault each (bench/README.md,
- * W3). At most one chunk's worth of pages is populated ahead of use. A
+/* Every task touches the top page of its stack first. Faulting in the tops
+ * of the next 64 stacks of a chunk with one call (MADV_POPULATE_WRITE,
+ * batched) measured about 10% less CPU per cold task than a page fault each
+ * (bench/ANALYSIS.md, W3). At most 63 pages are populated ahead of use. A
  * failure is harmless: the page then faults in on first touch. */
-static void populate_tops(struct cio__stack_chunk *c) {
-  if (c->nstacks == 1) return; /* an odd-size stack: nothing to batch */
+static void populate_tops(struct cio__stack_chunk *c, size_t from) {
   size_t page = page_size();
   struct iovec iov[GUARDED_CHUNK_MAX];
-  for (size_t done = 0; done < c->nstacks;) {
-    size_t n = c->nstacks - done < GUARDED_CHUNK_MAX ? c->nstacks - done : GUARDED_CHUNK_MAX;
-    for (size_t i = 0; i < n; i++) {
-      iov[i].iov_base = (char *)c->base + c->first + (done + i) * c->slot + c->size - page;
-      iov[i].iov_len = page;
-    }
-    if (advise_ranges(iov, n, MADV_POPULATE_WRITE, false) < 0) return; /* no gain one by one */
-    done += n;
+  size_t n = c->nstacks - from < GUARDED_CHUNK_MAX ? c->nstacks - from : GUARDED_CHUNK_MAX;
+  for (size_t i = 0; i < n; i++) {
+    iov[i].iov_base = (char *)c->base + c->first + (from + i) * c->slot + c->size - page;
+    iov[i].iov_len = page;
   }
+  advise_ranges(iov, n, MADV_POPULATE_WRITE, false); /* no gain one by one */
 }
 
 static void write_canary(uint64_t *zone) {
@@ -288,7 +284,6 @@ static struct cio__stack_chunk *new_chunk(size_t size, size_t n) {
   if (method == CIO__GUARD_CANARY) {
     write_canary((uint64_t *)((char *)base + page - CIO__STACK_CANARY_BYTES));
     atomic_store_explicit(&cio__stack_canaries, true, memory_order_relaxed);
-    populate_tops(c);
     return c;
   }
   int rc = install_guards(c);
@@ -305,7 +300,6 @@ static struct cio__stack_chunk *new_chunk(size_t size, size_t n) {
     }
     return NULL;
   }
-  populate_tops(c);
   return c;
 }
 
@@ -383,6 +377,7 @@ int cio__stack_get(struct cio__stack_pool *pool, size_t size, struct cio__stack 
     }
   }
   size_t i = c->carved++;
+  if (i % GUARDED_CHUNK_MAX == 0 && c->nstacks > 1) populate_tops(c, i);
   s = &c->stacks[i];
   s->lo = (char *)c->base + c->first + i * c->slot;
   s->size = (uint32_t)(c->method == CIO__GUARD_CANARY ? size - CIO__STACK_CANARY_BYTES : size);
