@@ -53,7 +53,9 @@ struct cio__stack_chunk {
   size_t slot;       /* distance between two stacks */
   size_t first;      /* offset of stack 0's lo from base */
   size_t carved;     /* stacks handed out of this chunk so far */
+  size_t ncold;      /* its stacks on the pool's cold list */
   int method;        /* CIO__GUARD_MADVISE / _MPROTECT / _CANARY */
+  bool release;      /* being unmapped (trim) */
   struct cio__stack stacks[];
 };
 
@@ -356,6 +358,7 @@ int cio__stack_get(struct cio__stack_pool *pool, size_t size, struct cio__stack 
   if (pooled && pool->cold_list) { /* memory given back: refaulted on first touch */
     s = pool->cold_list;
     pool->cold_list = s->next;
+    s->chunk->ncold--;
     if (s->chunk->method == CIO__GUARD_CANARY) canaries_on_use(s->chunk, s);
     s->trimmed = false;
     pool->live++;
@@ -430,9 +433,35 @@ void cio__stack_put(struct cio__stack_pool *pool, struct cio__stack *s) {
  *  - A given-back stack keeps its place in the reservation and its guard
  *    (guard markers survive MADV_DONTNEED): reusing it costs a page fault on
  *    first touch and no system call. (MADV_FREE would be cheaper but its
- *    pages count in RSS until the kernel is short of memory.)
+ *    pages count in RSS until the kernel is short of memory.) A reservation
+ *    whose stacks have all been given back is unmapped (page tables, and on
+ *    old kernels the mappings of its guards, come back too).
+ *  - No hard cap: the window needs only idle passes, which every loop that
+ *    waits for I/O or timers has; the pool is unmapped when the loop closes.
  *  - The wait of an idle loop is shortened to the window's end, so an idle
  *    server trims too. */
+/* Reservations whose every stack has been given back are unmapped: that
+ * returns their page tables, their mappings (the mprotect budget) and their
+ * address space. */
+static void release_cold_chunks(struct cio__stack_pool *pool) {
+  bool any = false;
+  for (struct cio__stack_chunk *c = pool->chunks; c; c = c->next)
+    if (c->ncold == c->nstacks) any = c->release = true;
+  if (!any) return;
+  for (struct cio__stack **link = &pool->cold_list; *link;)
+    if ((*link)->chunk->release)
+      *link = (*link)->next;
+    else
+      link = &(*link)->next;
+  for (struct cio__stack_chunk *c = pool->chunks, *next; c; c = next) {
+    next = c->next;
+    if (c->release) {
+      unlink_chunk(pool, c);
+      pool->released_chunks++;
+    }
+  }
+}
+
 static void trim(struct cio__stack_pool *pool, size_t count) {
   if (count == 0 || count > pool->nwarm) return;
   /* Keep the first nwarm - count (most recently used), give back the rest. */
@@ -457,9 +486,11 @@ static void trim(struct cio__stack_pool *pool, size_t count) {
     }
     s->next = pool->cold_list;
     pool->cold_list = s;
+    c->ncold++;
     pool->trimmed_total++;
     s = next;
   }
+  release_cold_chunks(pool);
 }
 
 int64_t cio__stack_pool_idle(struct cio__stack_pool *pool, int64_t now, int64_t timeout,

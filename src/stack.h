@@ -64,6 +64,7 @@ struct cio__stack_pool {
   int64_t quiet_ns;             /* window length */
   int64_t window_end;           /* 0: no window open */
   size_t trimmed_total;         /* stacks given back so far (tests, stats) */
+  size_t released_chunks;       /* reservations unmapped so far (tests, stats) */
 };
 
 /* Rounded to whole pages, at least CIO_STACK_MIN. */
