@@ -284,31 +284,35 @@ static void guard_budget_then_canaries(void **state) {
  * the suite fast) on the old-kernel path: beyond the ~32,700 mappings a
  * guard page each would take. */
 static long many_n;
+static cio_event many_go;
 static int wait_forever(void *a, void **r) {
   (void)a;
   (void)r;
-  return cio_sleep(1);
+  return cio_event_wait(&many_go);
 }
 static int spawn_many(void *arg, void **result) {
   (void)arg;
   (void)result;
   cio_task **ts = malloc((size_t)many_n * sizeof *ts);
+  if (cio_event_init(&many_go) < 0) _exit(9);
   for (long i = 0; i < many_n; i++) {
     ts[i] = cio_create_task(wait_forever, NULL, NULL);
     if (!ts[i]) _exit(10);
   }
-  if (cio_sleep(0.5) < 0) _exit(12); /* every task has started and sleeps */
+  if (cio_sleep(0.5) < 0) _exit(12); /* every task has started and waits */
   FILE *f = fopen("/proc/self/maps", "r");
   long maps = 0;
   int c;
   while ((c = fgetc(f)) != EOF) maps += c == '\n';
   fclose(f);
   fprintf(stderr, "maps: %ld\n", maps);
+  if (cio_event_set(&many_go) < 0) _exit(13);
   for (long i = 0; i < many_n; i++) {
     if (cio_await(ts[i], NULL) != 0) _exit(11);
     cio_task_unref(ts[i]);
   }
   free(ts);
+  cio_event_destroy(&many_go);
   return 0;
 }
 
