@@ -104,8 +104,8 @@ static void guard_page_faults(void **state) {
 #define SKIP_UNDER_ASAN() (void)0
 #endif
 
-/* Recursion with frames of `bytes`; infinite in effect. */
-/* The array escapes (the empty asm), so the whole frame is really there. */
+/* Recursion with frames of `bytes`, infinite in effect. The array escapes
+ * (the empty asm), so no compiler can shrink the frame. */
 #define RECURSE(fname, bytes, attr)                                        \
   attr static int fname(int depth) {                                       \
     char pad[bytes];                                                       \
@@ -170,7 +170,7 @@ static int spawn_overflowing(void *arg, void **result) {
 }
 
 /* Runs `body` as a task named `name` in a child process under protection
- * `method`; returns what the child wrote on stderr, asserts it aborted. */
+ * `method`; asserts that the child aborted and wrote `expect` on stderr. */
 static void expect_abort(int method, cio_task_fn body, const char *name, size_t stack,
                          const char *expect) {
   int fds[2];
