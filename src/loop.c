@@ -656,6 +656,8 @@ static int run_once(cio_loop *loop) {
       !atomic_load_explicit(&loop->ever_threadsafe, memory_order_relaxed) &&
       atomic_load_explicit(&loop->threadsafe_refs, memory_order_acquire) == 0)
     return report_deadlock(loop);
+  if (!busy && cio__stack_pool_has_surplus(&loop->stacks)) /* give back unused stack memory */
+    timeout = cio__stack_pool_idle(&loop->stacks, cio__loop_now(loop), timeout, loop->virtual_time);
 
   if (timeout != 0 || (loop->io_watchers && ++loop->busy_passes >= BUSY_POLL_PASSES)) {
     loop->busy_passes = 0;

@@ -34,7 +34,42 @@ extern "C" {
 #endif
 
 /* Default task stack: 256 KiB reserved, committed page by page on first
- * touch, with a guard page below it. */
+ * touch, with a guard region below it.
+ *
+ * Stack overflow: what is caught and what is not.
+ *  - Caught, aborting with "cio: stack overflow in task '<name>'": any
+ *    overflow on Linux 6.13+ (MADV_GUARD_INSTALL: a 64 KiB guard below every
+ *    stack, costing no memory and no mapping) and, on older kernels, in the
+ *    first tasks' stacks (mprotect guards, up to half of vm.max_map_count:
+ *    about 16,000 stacks by default), by code built with
+ *    -fstack-clash-protection, whatever the frame size (a 300 KiB VLA
+ *    included). cio is built with it; cio.pc (Cflags) and the CMake package
+ *    (cio::cio's INTERFACE compile options) give it to your code.
+ *  - Also caught there: frames of up to 64 KiB in code built without that
+ *    flag (they land in the guard region).
+ *  - Not caught, silently corrupting another task's stack: a frame larger
+ *    than 64 KiB in code built without -fstack-clash-protection (a
+ *    third-party library, another compiler) that writes only below the
+ *    guard region.
+ *  - Beyond the mprotect budget on kernels before 6.13 (one note on stderr
+ *    says when this starts; CIO_STACK_GUARD=mprotect forces this path, as
+ *    does =canary for every stack): no guard; a 64-byte canary below each
+ *    stack is checked each time its task is switched away from, and the
+ *    abort then says "its canary was overwritten". An overflow that skips
+ *    the canary, or that corrupts and returns before the next switch, can
+ *    go undetected; a runaway recursion is caught when it reaches unmapped
+ *    memory. Raise vm.max_map_count to keep guard pages for more tasks.
+ *  - Under AddressSanitizer, ASan reports the overflow itself.
+ *  - The flag's cost: a large local buffer is touched page by page when its
+ *    function is entered, so its pages are committed even if little of it
+ *    is used (the echo server's 16 KiB buffer: about 20 KB per connection
+ *    instead of 8). Where that matters, use a heap buffer, or build that
+ *    code with -fno-stack-clash-protection: frames up to 64 KiB stay caught.
+ *
+ * Memory: a finished task's stack stays in its loop's pool for reuse;
+ * after a burst, the stacks not needed during one second of the loop's
+ * time are given back to the kernel (MADV_DONTNEED), so the resident size
+ * returns near its idle level while the loop is idle or keeps running. */
 #define CIO_STACK_DEFAULT (256u * 1024u)
 #define CIO_STACK_MIN (16u * 1024u)
 

@@ -12,6 +12,11 @@ export PKG_CONFIG_PATH="$libdir/pkgconfig"
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror -o "$tmp/c" "$src/consumer.c" \
   $(pkg-config --cflags --libs cio) -Wl,-rpath,"$libdir"
 [ "$("$tmp/c")" = "installed" ]
+# Stack-clash protection is handed to users where the compiler has it.
+if echo 'int x;' | cc -fstack-clash-protection -x c -c -o /dev/null - 2>/dev/null; then
+  pkg-config --cflags cio | grep -q -- -fstack-clash-protection
+  grep -q -- -fstack-clash-protection "$libdir"/cmake/cio/cioTargets.cmake
+fi
 c++ -std=c++17 -Wall -Wextra -Werror -o "$tmp/cpp" "$src/consumer.cpp" \
   $(pkg-config --cflags cio) -L"$libdir" -Wl,-rpath,"$libdir" -lcio -lpthread
 [ "$("$tmp/cpp")" = "from C++" ]
