@@ -90,8 +90,9 @@ static int runs_while_blocked_body(void *arg, void **result) {
   CHECK_RC(cio_to_thread(blocking_100ms, NULL, NULL), 0);
   double took = wall() - t0;
   CHECK(took >= 0.095);
-  /* The ticker ran meanwhile: 8 ticks of 10 ms fit in 100 ms. */
-  if (ticks < 6) return cio_raise(CIO_ERUNTIME, "only %d ticks while the job ran", ticks);
+  /* The ticker ran meanwhile: 8 ticks of 10 ms fit in 100 ms (a loaded
+   * machine delays the ticks; any tick at all proves the loop ran). */
+  if (ticks < 2) return cio_raise(CIO_ERUNTIME, "only %d ticks while the job ran", ticks);
   CHECK_RC(cio_await(t, NULL), 0);
   cio_task_unref(t);
   return 0;
