@@ -350,7 +350,9 @@ int cio_handle_cancel(cio_handle *h) {
   if (!handle_ok(h)) return cio__fail(-EINVAL, "cio_handle_cancel: not a live handle");
   if (h->cancelled || !h->scheduled) return 0;
   h->cancelled = true;
-  if (h->is_timer && h->timer.slot != CIO__TIMER_IDLE) {
+  /* A timer that has fired waits in the ready queue (CIO__TIMER_QUEUED): it
+   * stays there, marked cancelled, and is released when its turn comes. */
+  if (h->is_timer && h->timer.slot < CIO__TIMER_QUEUED) {
     /* Out of the heap now, so that a cancelled timer costs nothing later. */
     cio__timer_disarm(h->loop, &h->timer);
     h->scheduled = false;

@@ -399,6 +399,29 @@ static void error_names_and_texts(void **state) {
   assert_string_equal(cio_errmsg(), "not an error code");
 }
 
+/* A timer that fired in this iteration sits in the ready batch: cancelling
+ * it from an earlier callback of the same batch must keep it alive until its
+ * turn (it then does not run) and leave the caller's reference valid. */
+static cio_handle *fired_b;
+static void cancels_b(void *arg) {
+  (void)arg;
+  trace("a");
+  assert_code(cio_handle_cancel(fired_b), 0);
+}
+
+static void cancel_a_timer_that_already_fired(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  assert_code(cio_call_later(loop, 1, cancels_b, NULL, NULL), 0);
+  assert_code(cio_call_later(loop, 1, tr, "b", &fired_b), 0);
+  assert_code(cio_call_later(loop, 2, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_trace("a");
+  assert_true(cio_handle_cancelled(fired_b));
+  assert_code(cio_handle_unref(fired_b), 0);
+  cio_loop_free(loop);
+}
+
 /* ---- per-loop data -------------------------------------------------------------------- */
 
 static void data_destroy(cio_loop *loop, void *value) {
@@ -454,6 +477,7 @@ int main(void) {
       cmocka_unit_test(exception_handler_hook),
       cmocka_unit_test(error_names_and_texts),
       cmocka_unit_test(loop_data_is_destroyed_at_close),
+      cmocka_unit_test(cancel_a_timer_that_already_fired),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
