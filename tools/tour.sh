@@ -21,3 +21,5 @@ for name in $examples; do
   echo "--- $name took ${elapsed} s"
   echo
 done
+# The seed's crawler over HTTPS against a local nginx (issue 11).
+sh "$(dirname "$0")/tour_crawl.sh" "$dir"
