@@ -14,6 +14,8 @@
 #   /stall          "begin" at once, then nothing for 60 s, then "end": a
 #                   transfer that hangs in the middle of its body
 #   /hello          "hello\n" (the benchmarks)
+# The same server also listens without TLS on a second free port, in
+# DIR/http_port (the benchmarks compare plain HTTP servers).
 # nginx runs in the foreground of a background job (daemon off) with its pid,
 # logs and temp files in DIR; as root it keeps running as root (user root),
 # so it works in CI containers.
@@ -72,6 +74,7 @@ free_port() {
 
 for attempt in 1 2 3 4 5; do
   port=$(free_port)
+  http_port=$(free_port)
   cat >"$dir/nginx.conf" <<CONF
 load_module $mod;
 $user
@@ -92,6 +95,7 @@ http {
   keepalive_timeout 60s;
   server {
     listen 127.0.0.1:$port ssl;
+    listen 127.0.0.1:$http_port;
     ssl_certificate $dir/server.pem;
     ssl_certificate_key $dir/server.key;
     root $dir/www;
@@ -124,7 +128,7 @@ CONF
     # listening?
     for _ in $(seq 1 50); do
       if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; then
-        echo "$port" >"$dir/port"; echo "$port"; exit 0
+        echo "$port" >"$dir/port"; echo "$http_port" >"$dir/http_port"; echo "$port"; exit 0
       fi
       sleep 0.05
     done
