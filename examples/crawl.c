@@ -25,7 +25,8 @@
  *   --sequential  one after the other (the seed's synchronous version)
  *   --cacert FILE trust this CA (the tour's local nginx has its own)
  * The aiohttp session's connection pool is the loop's curl multi handle:
- * every transfer of the run shares its connections. len(html) counts
+ * every transfer of the run shares its connections, at most 100 at once
+ * (aiohttp's default limit), the others wait for one to be free. len(html) counts
  * characters, so the count here is of UTF-8 code points, not bytes.
  */
 #include <cio.h>
@@ -95,6 +96,9 @@ static int main_task(void *arg, void **result) {
   (void)result;
   struct run *r = arg;
   int rc = 0;
+  /* aiohttp's ClientSession opens at most 100 connections at once (its
+   * TCPConnector's default limit); the loop's multi handle does the same. */
+  curl_multi_setopt(cio_curl_multi(cio_get_running_loop()), CURLMOPT_MAX_TOTAL_CONNECTIONS, 100L);
   if (r->sequential) {
     for (size_t i = 0; i < r->n; i++) fetch(&r->pages[i], NULL);
   } else {

@@ -55,6 +55,15 @@ static struct config cfg = {"127.0.0.1", "8080", 10.0, 60.0, 8192, 1 << 20};
 /* One connection: the parser and what it found in the current request. */
 struct conn {
   cio_stream *s;
+  cio_loop *loop;
+  cio_task *task;
+  /* One timer per connection, re-armed lazily: the task only moves
+   * `deadline` (no timer operation per request); when the timer fires
+   * early it re-arms itself at the new deadline, else it cancels the task
+   * (the read or drain it waits in returns -ECANCELED, nothing is lost). */
+  cio_handle *timer;
+  double deadline;
+  bool timed_out;
   http_parser p;
   size_t head_bytes;     /* request line + header bytes of this request */
   int error;             /* status to answer with and close (400, 413, 431), 0 if none */
@@ -189,6 +198,25 @@ static const char *reason(int status) {
   }
 }
 
+/* ---- the connection's deadline ------------------------------------------------ */
+
+static void on_deadline(void *arg) {
+  struct conn *c = arg;
+  cio_handle_unref(c->timer);
+  c->timer = NULL;
+  double now = cio_loop_time(c->loop);
+  if (now < c->deadline) {
+    if (cio_call_later(c->loop, c->deadline - now, on_deadline, c, &c->timer) == 0) return;
+  }
+  c->timed_out = true;
+  cio_task_cancel(c->task, "http_server: timeout");
+}
+
+/* The task must be done with whatever it waits for by `seconds` from now. */
+static void set_deadline(struct conn *c, double seconds) {
+  c->deadline = cio_loop_time(c->loop) + seconds;
+}
+
 /* Queue the head (and body) of a response in one write, then drain: a
  * client that does not read stops this task here (bounded memory). */
 static int respond(struct conn *c, int status, const char *body, size_t len, size_t content_length,
@@ -203,7 +231,10 @@ static int respond(struct conn *c, int status, const char *body, size_t len, siz
                                           : "");
   struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, head_only ? 0 : len}};
   int rc = cio_stream_writev(c->s, iov, 2);
-  if (rc == 0) rc = cio_stream_drain_timeout(c->s, cfg.send_timeout);
+  if (rc == 0 && cio_stream_write_buffer_size(c->s) > 0) {
+    set_deadline(c, cfg.send_timeout); /* the client must keep reading */
+    rc = cio_stream_drain(c->s);
+  }
   return rc;
 }
 
@@ -222,7 +253,10 @@ static int stream_body(struct conn *c, size_t total, bool head_only, bool keep_a
   for (size_t sent = 0; rc == 0 && !head_only && sent < total; sent += sizeof chunk) {
     size_t k = total - sent < sizeof chunk ? total - sent : sizeof chunk;
     rc = cio_stream_write(c->s, chunk, k);
-    if (rc == 0) rc = cio_stream_drain_timeout(c->s, cfg.send_timeout);
+    if (rc == 0) {
+      set_deadline(c, cfg.send_timeout);
+      rc = cio_stream_drain(c->s);
+    }
   }
   return rc;
 }
@@ -263,17 +297,17 @@ static void next_request(struct conn *c) {
 
 static int serve_connection(struct conn *c) {
   char buf[16384];
-  cio_loop *loop = cio_get_running_loop();
-  /* Headers must be complete by this time (reset after each request). */
-  double deadline = cio_loop_time(loop) + cfg.header_timeout;
+  /* The head must be complete by the deadline (set again after each
+   * request); in a body, each read may take up to the same time. */
+  set_deadline(c, cfg.header_timeout);
+  int rc = cio_call_later(c->loop, cfg.header_timeout, on_deadline, c, &c->timer);
+  if (rc < 0) return rc;
   for (;;) {
-    /* While the head is incomplete the header timeout counts; in a body,
-     * each read may take up to the same time. */
-    double wait = c->headers_done ? cfg.header_timeout : deadline - cio_loop_time(loop);
-    ssize_t n = wait > 0 ? cio_stream_read_timeout(c->s, buf, sizeof buf, wait) : -ETIMEDOUT;
-    if (n == -ETIMEDOUT) {
-      /* Slowloris or an idle keep-alive connection: close. */
-      return c->started ? error_response(c, 408) : 0;
+    ssize_t n = cio_stream_read(c->s, buf, sizeof buf);
+    if (n == -ECANCELED && c->timed_out) {
+      /* Slowloris (408), or an idle keep-alive connection (closed). */
+      cio_task_uncancel(c->task);
+      return c->started && !c->headers_done ? error_response(c, 408) : 0;
     }
     if (n < 0) return (int)n;
     size_t len = (size_t)n, off = 0;
@@ -281,15 +315,16 @@ static int serve_connection(struct conn *c) {
       http_parser_execute(&c->p, &settings, NULL, 0);
       return 0;
     }
+    if (c->headers_done) set_deadline(c, cfg.header_timeout); /* body: per read */
     while (off < len) {
       off += http_parser_execute(&c->p, &settings, buf + off, len - off);
       enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
       if (e == HPE_PAUSED) { /* one complete request */
         bool keep_alive = http_should_keep_alive(&c->p);
-        int rc = answer(c, keep_alive);
+        rc = answer(c, keep_alive);
         if (rc < 0 || !keep_alive) return rc;
         next_request(c);
-        deadline = cio_loop_time(loop) + cfg.header_timeout;
+        set_deadline(c, cfg.header_timeout);
         http_parser_pause(&c->p, 0);
         continue;
       }
@@ -306,9 +341,19 @@ static int handle(cio_stream *s, void *arg) {
   struct conn *c = calloc(1, sizeof *c);
   if (!c) return cio_raise(-ENOMEM, "out of memory");
   c->s = s;
+  c->loop = cio_get_running_loop();
+  c->task = cio_current_task();
   http_parser_init(&c->p, HTTP_REQUEST);
   c->p.data = c;
   int rc = serve_connection(c);
+  if (c->timer) {
+    cio_handle_cancel(c->timer);
+    cio_handle_unref(c->timer);
+  }
+  if (c->timed_out) { /* a client too slow to read: not an error of ours */
+    cio_task_uncancel(c->task);
+    if (rc == -ECANCELED) rc = 0;
+  }
   free(c->body);
   free(c);
   /* A client that goes away or is too slow is not the server's error. */
