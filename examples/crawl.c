@@ -26,7 +26,8 @@
  *   --cacert FILE trust this CA (the tour's local nginx has its own)
  * The aiohttp session's connection pool is the loop's curl multi handle:
  * every transfer of the run shares its connections, at most 100 at once
- * (aiohttp's default limit), the others wait for one to be free. len(html) counts
+ * (aiohttp's default limit; a semaphore, so that curl never holds more than
+ * 100 transfers), the others wait for one to be free. len(html) counts
  * characters, so the count here is of UTF-8 code points, not bytes.
  */
 #include <cio.h>
@@ -45,6 +46,10 @@ struct page {
 };
 
 static const char *cacert;
+/* aiohttp's ClientSession opens at most 100 connections at once (its
+ * TCPConnector's default limit) and queues the other requests: the same
+ * here, with a semaphore in front of the loop's multi handle. */
+static cio_semaphore connections;
 
 static size_t on_data(char *p, size_t size, size_t n, void *arg) {
   struct page *pg = arg;
@@ -73,7 +78,11 @@ static int fetch(void *arg, void **result) {
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, pg);
   if (cacert) curl_easy_setopt(easy, CURLOPT_CAINFO, cacert);
-  pg->rc = cio_curl_perform(easy); /* suspends this task only */
+  pg->rc = cio_semaphore_acquire(&connections);
+  if (pg->rc == 0) {
+    pg->rc = cio_curl_perform(easy); /* suspends this task only */
+    cio_semaphore_release(&connections);
+  }
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &pg->status);
   curl_easy_cleanup(easy);
   return pg->rc < 0 ? pg->rc : 0;
@@ -96,9 +105,7 @@ static int main_task(void *arg, void **result) {
   (void)result;
   struct run *r = arg;
   int rc = 0;
-  /* aiohttp's ClientSession opens at most 100 connections at once (its
-   * TCPConnector's default limit); the loop's multi handle does the same. */
-  curl_multi_setopt(cio_curl_multi(cio_get_running_loop()), CURLMOPT_MAX_TOTAL_CONNECTIONS, 100L);
+  cio_semaphore_init(&connections, 100);
   if (r->sequential) {
     for (size_t i = 0; i < r->n; i++) fetch(&r->pages[i], NULL);
   } else {
@@ -111,6 +118,7 @@ static int main_task(void *arg, void **result) {
     free(calls);
     free(codes);
   }
+  cio_semaphore_destroy(&connections);
   for (size_t i = 0; i < r->n; i++) {
     struct page *pg = &r->pages[i];
     if (pg->rc != 0)
