@@ -264,6 +264,14 @@ static int errors_main(void *arg, void **result) {
   assert_code(cio_curl_perform(e), CURLE_PEER_FAILED_VERIFICATION);
   assert_int_equal(b.len, 0);
   curl_easy_cleanup(e);
+  /* curl's own timeout runs on cio's timers (CURLMOPT_TIMERFUNCTION). */
+  e = easy_for("/stall", &b, NULL);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 300L);
+  double t0 = now();
+  assert_code(cio_curl_perform(e), CURLE_OPERATION_TIMEDOUT);
+  assert_true(now() - t0 >= 0.29 && now() - t0 < 2.0);
+  assert_string_equal(b.head, "begin\n");
+  curl_easy_cleanup(e);
   /* The same with the right CA works. */
   e = easy_for("/hello", &b, NULL);
   assert_code(cio_curl_perform(e), CURLE_OK);
