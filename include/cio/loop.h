@@ -186,7 +186,8 @@ int cio_handle_unref(cio_handle *handle);
  * value's fd callbacks and timer handles can still be removed and cancelled
  * there. */
 typedef struct cio_loop_key {
-  const char *name;
+  const char *name; /* for messages, e.g. the library's name */
+  /* called at loop close with the value still set (may be NULL: nothing is called) */
   void (*destroy)(cio_loop *loop, void *value);
 } cio_loop_key;
 
