@@ -226,7 +226,7 @@ static int t_fuzz_one(unsigned seed) {
     size_t at = (size_t)rand_r(&r) % len, run = (size_t)rand_r(&r) % 3000;
     for (size_t i = at; i < at + run && i < len; i++) d[i] = 'z';
   }
-  cio_stream_opts o = {.limit = 1 + (size_t)rand_r(&r) % 2000};
+  cio_stream_opts o = {.limit = 1 + (size_t)rand_r(&r) % (rand_r(&r) % 2 ? 16 : 2000)};
   cio_stream *s;
   int peer;
   CHECK_RC(tcp_pair(&s, &peer, &o), 0);
