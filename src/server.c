@@ -136,8 +136,8 @@ static size_t interleave(struct addrinfo *res, const struct addrinfo **out, size
 
 /* Try the addresses: one after another (delay 0), or staggered by delay
  * with the first connection winning. Returns the fd or an error. */
-static int connect_addrs(struct addrinfo *res, double delay, const char *host, const char *port,
-                         const char *who) {
+int cio__connect_addrs(struct addrinfo *res, double delay, const char *host, const char *port,
+                       const char *who) {
   const struct addrinfo *list[128];
   size_t n = 0;
   if (delay > 0) {
@@ -240,7 +240,7 @@ static int open_tcp(struct open_args *a) {
   struct addrinfo *res;
   int rc = cio_getaddrinfo(a->host, a->port, &hints, &res);
   if (rc < 0) return rc;
-  int fd = connect_addrs(res, a->delay, a->host, a->port, who);
+  int fd = cio__connect_addrs(res, a->delay, a->host, a->port, who);
   freeaddrinfo(res);
   if (fd < 0) return fd;
   return finish_open(fd, a->opts, a->host, a->out);
