@@ -325,6 +325,7 @@ struct cio_server {
   struct conn *head;
   size_t nconns;
   size_t tasks;     /* acceptors and connections still running */
+  bool is_unix;
   bool serving;
   bool closed;
   bool freed;
@@ -418,8 +419,10 @@ static int acceptor_main(void *arg, void **result) {
       report(srv, cio_current_task(), rc, "cannot start a connection (cio_start_server)");
       continue;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on Unix */
+    if (!srv->is_unix) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as asyncio */
+    }
     c->next = srv->head;
     if (srv->head) srv->head->prev = c;
     srv->head = c;
@@ -578,6 +581,7 @@ int cio_start_unix_server(cio_stream_handler handler, void *arg, const char *pat
     return fd;
   }
   srv->acc[srv->nfds++].fd = fd;
+  srv->is_unix = true;
   srv->unix_path = strdup(path);
   if (!srv->unix_path) {
     srv_discard(srv);
