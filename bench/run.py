@@ -542,6 +542,35 @@ def run_echo(args, build, results, commands):
                     errlog.close()
 
 
+def run_http(args, build, results, commands):
+    """W6h (issue 11): bench/http_bench.py (wrk against examples/http_server and
+    nginx; examples/crawl against the seed's aiohttp program), its table kept
+    as printed."""
+    if args.only and "W6h" not in args.only:
+        return
+    res = results.setdefault("W6h", {"title": "HTTP: hello with keep-alive (wrk), and the "
+                                              "seed's crawler (issue 11)"})
+    need = [build.path("examples/http_server"), build.path("examples/crawl")]
+    missing = [rel(p) for p in need if not p.exists()]
+    tools = [t for t in ("wrk", "nginx") if not shutil.which(t) and not Path("/usr/sbin", t).exists()]
+    if missing or tools:
+        res["skip"] = "not built or not installed: " + ", ".join(missing + tools)
+        log(f"W6h: skipped ({res['skip']})")
+        return
+    argv = [PY, str(BENCH / "http_bench.py"), "--seconds", str(max(1, round(args.echo_seconds))),
+            "--build", str(build.dir)]
+    if args.quick:
+        argv += ["--pages", "100"]
+    commands.append(("W6h", "HTTP servers and crawlers", cmd_str([rel(Path(argv[1]))] + argv[2:])))
+    out, err, _ = run_cmd(argv, None, None, timeout=900)
+    if err:
+        res["skip"] = f"bench/http_bench.py failed: {err}"
+        log(f"W6h: FAILED {err}")
+        return
+    res["text"] = out.strip()
+    log("W6h:\n" + res["text"])
+
+
 def measure_echo(args, load_bin, load_tpl, port, conns, server):
     def load(seconds):
         argv = shlex.split(load_tpl.format(bin=str(load_bin), port=port, conns=conns,
@@ -983,6 +1012,20 @@ def render(results, meta, out_dir):
         if charts.get("W5"):
             L.append(f"![W5]({charts['W5']})")
             L.append("")
+    if "W6h" in results:
+        w = results["W6h"]
+        L.append(f"## W6h: {w['title']}")
+        L.append("")
+        if "skip" in w:
+            L.append(f"Not run: {w['skip']}.")
+        else:
+            L.append("One run of bench/http_bench.py (its own method is in its docstring; "
+                     "analysis in bench/results/W6-http.md):")
+            L.append("")
+            L.append("```")
+            L.append(w["text"])
+            L.append("```")
+        L.append("")
     missed = [t for t in targets if t[3] is False]
     L.append("## Where cio falls short")
     L.append("")
@@ -1071,7 +1114,7 @@ def main():
                     help="1 run each, sizes x 0.1, W5 1 s after a 1 s warm-up")
     ap.add_argument("--runs", type=int, help="runs of each program (default 3; quick 1)")
     ap.add_argument("--scale", type=float, help="multiply every size by this (default 1; quick 0.1)")
-    ap.add_argument("--only", help="comma-separated workloads, e.g. W1,W3,W5 (W6 = W6a,W6b,W6c)")
+    ap.add_argument("--only", help="comma-separated workloads, e.g. W1,W3,W5 (W6 = W6a,W6b,W6c; W6h = HTTP)")
     ap.add_argument("--peers", help="comma-separated peers, e.g. cio,go,tokio")
     ap.add_argument("--echo-seconds", type=float, help="W5 measured time (default 5; quick 1)")
     ap.add_argument("--echo-warmup", type=float, help="W5 warm-up time (default 2; quick 1)")
@@ -1113,6 +1156,7 @@ def main():
     t0 = time.monotonic()
     run_compute(args, build, results, commands)
     run_echo(args, build, results, commands)
+    run_http(args, build, results, commands)
     meta["commands"] = commands
     profile_missed(args, build, results, meta)
     meta["elapsed s"] = round(time.monotonic() - t0)
