@@ -4,6 +4,7 @@
  * Real time: curl's own clock is real, so the loop's is too. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +81,7 @@ static void run_real_ok(cio_task_fn fn) {
 
 #define NCONC 200
 static const char *const file_names[] = {"f1k", "f64k", "f1m"};
-static int peak_active;
+static _Thread_local int peak_active; /* per thread: two_loops_in_two_threads */
 
 struct job {
   int i;
@@ -360,6 +361,55 @@ static void loop_close_cleans_up_the_multi_handle(void **state) {
   curl_easy_cleanup(e);
 }
 
+/* ---- two loops in two threads ------------------------------------------------------------ */
+
+#define PER_THREAD 20
+struct thread_run {
+  struct job jobs[PER_THREAD];
+  int rc;
+};
+
+static int thread_main(void *arg, void **result) {
+  (void)result;
+  struct thread_run *tr = arg;
+  cio_task *ts[PER_THREAD];
+  for (int i = 0; i < PER_THREAD; i++) {
+    tr->jobs[i] = (struct job){.i = 2 * i + 1, .rc = -1}; /* odd: f64k */
+    ts[i] = cio_create_task(fetch_job, &tr->jobs[i], NULL);
+    if (!ts[i]) return -ENOMEM;
+  }
+  for (int i = 0; i < PER_THREAD; i++) {
+    if (cio_await(ts[i], NULL) < 0) return -EIO;
+    cio_task_unref(ts[i]);
+  }
+  return 0;
+}
+
+static void *thread_body(void *arg) {
+  struct thread_run *tr = arg;
+  cio_loop_options o = {.virtual_time = false};
+  tr->rc = cio_run_opts(thread_main, tr, NULL, &o);
+  return NULL;
+}
+
+static void two_loops_in_two_threads(void **state) {
+  (void)state;
+  static struct thread_run runs[2];
+  pthread_t th[2];
+  for (int k = 0; k < 2; k++) assert_int_equal(pthread_create(&th[k], NULL, thread_body, &runs[k]), 0);
+  for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+  size_t len;
+  uint64_t sum = file_fnv("f64k", &len);
+  for (int k = 0; k < 2; k++) {
+    assert_code(runs[k].rc, 0);
+    for (int i = 0; i < PER_THREAD; i++) {
+      assert_int_equal(runs[k].jobs[i].rc, CURLE_OK);
+      assert_int_equal(runs[k].jobs[i].b.len, len);
+      assert_true(runs[k].jobs[i].b.fnv == sum);
+    }
+  }
+}
+
 int main(void) {
   unsetenv("CIO_VIRTUAL_TIME");
   nginx_dir = getenv("CIO_TEST_NGINX_DIR");
@@ -377,6 +427,7 @@ int main(void) {
       cmocka_unit_test(refused_and_tls_failure_are_curl_codes),
       cmocka_unit_test(misuse_is_refused),
       cmocka_unit_test(loop_close_cleans_up_the_multi_handle),
+      cmocka_unit_test(two_loops_in_two_threads),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
