@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """W6 HTTP (issue 11), short runs:
- 1. "hello" with keep-alive: wrk -t1 -c50 and -c1000 against examples/http_server
-    and nginx with one worker (tools/nginx.sh, plain HTTP), the server pinned to
+ 1. "hello" with keep-alive: wrk -t1 -c50 and -c1000 against examples/http_server,
+    nginx with one worker (tools/nginx.sh, plain HTTP), a hand-written epoll
+    responder (bench/epoll_http.c: the limit), and when available Go's net/http
+    (GOMAXPROCS=1) and uvloop with an asyncio Protocol; the server pinned to
     CPU 0 and wrk to CPU 1; requests/s and the server's CPU time per request
     (utime+stime of the server's processes from /proc, around the run).
  2. The crawler: examples/crawl against the seed's aiohttp program
@@ -90,19 +92,38 @@ def main():
         # nginx (and its one worker) on CPU 0, like the cio server.
         for pid in tree(master):
             subprocess.run(["taskset", "-pc", "0", str(pid)], stdout=subprocess.DEVNULL, check=True)
-        srv = subprocess.Popen(["taskset", "-c", "0", str(build / "examples" / "http_server"),
-                                "--port", "0"], stdout=subprocess.PIPE, text=True)
-        cio_port = int(srv.stdout.readline().rsplit(":", 1)[1])
+        servers = [("cio http_server", [str(build / "examples" / "http_server"), "--port", "0"], None)]
+        servers.append(("nginx (1 worker)", None, None))
+        if Path(build / "bench" / "bench_epoll_http").exists():
+            servers.append(("epoll responder (limit)", [str(build / "bench" / "bench_epoll_http"),
+                                                        "127.0.0.1", "0"], None))
+        go_bin = build / "bench" / "peer-go-http"
+        if shutil.which("go") and subprocess.run(
+                ["go", "build", "-o", str(go_bin), "."], cwd=ROOT / "bench/peers/go_http",
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+            servers.append(("Go net/http (1 proc)", [str(go_bin), "0"], {"GOMAXPROCS": "1"}))
+        if subprocess.run(["/usr/bin/python3", "-c", "import uvloop"], stderr=subprocess.DEVNULL).returncode == 0:
+            servers.append(("uvloop + Protocol", ["/usr/bin/python3",
+                                                   str(ROOT / "bench/peers/python/http_uvloop.py"), "0"], None))
         print(f"W6 HTTP hello, keep-alive, wrk -t1 for {a.seconds} s (server on CPU 0, wrk on CPU 1)")
-        print(f"{'server':<22}{'conns':>6}{'req/s':>12}{'server CPU µs/req':>20}  notes")
+        print(f"{'server':<26}{'conns':>6}{'req/s':>12}{'server CPU µs/req':>20}  notes")
         for conns in [int(c) for c in a.conns.split(",")]:
-            for name, port, pids in (("cio http_server", cio_port, [srv.pid]),
-                                     ("nginx (1 worker)", http_port, tree(master))):
-                wrk(port, conns, 1, pids)  # warm-up
-                rps, us, cmd, errs = wrk(port, conns, a.seconds, pids)
-                print(f"{name:<22}{conns:>6}{rps:>12,.0f}{us:>20.2f}  {errs}", flush=True)
-        srv.kill()
-        srv.wait()
+            for name, argv, extra in servers:
+                proc = None
+                if argv is None:
+                    port, pids = http_port, tree(master)
+                else:
+                    proc = subprocess.Popen(["taskset", "-c", "0"] + argv, stdout=subprocess.PIPE, text=True,
+                                            env=dict(os.environ, **(extra or {})))
+                    port, pids = int(proc.stdout.readline().rsplit(":", 1)[1]), [proc.pid]
+                try:
+                    wrk(port, conns, 1, pids)  # warm-up
+                    rps, us, cmd, errs = wrk(port, conns, a.seconds, pids)
+                    print(f"{name:<26}{conns:>6}{rps:>12,.0f}{us:>20.2f}  {errs}", flush=True)
+                finally:
+                    if proc:
+                        proc.kill()
+                        proc.wait()
         print(f"\ncrawler: N pages from the local nginx, each answered after 0.2 s; both clients")
         print("keep at most 100 connections (aiohttp's default limit); plain HTTP shows the")
         print("clients' own cost without OpenSSL's handshakes, which both pay alike over HTTPS")
