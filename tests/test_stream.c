@@ -1069,6 +1069,137 @@ static void test_happy_eyeballs(void **state) {
   assert_code(run_real(t_happy_eyeballs, NULL), 0);
 }
 
+/* ---- the transport seam (src/transport.h), as TLS uses it ------------------------------------ */
+
+/* A pass-through transport that XORs every byte with 0x5a (so that bytes
+ * going around it would show) and, at random, pretends the fd is not ready
+ * (-EAGAIN) in either direction, as OpenSSL does when it needs to read to
+ * write or to write to read. */
+struct xor_transport {
+  struct cio__transport base;
+  unsigned seed;
+  int destroyed, eofs;
+  size_t pending;
+};
+
+static ssize_t xt_read(struct cio__transport *t, void *buf, size_t n, unsigned *want) {
+  struct xor_transport *x = (struct xor_transport *)t;
+  if (rand_r(&x->seed) % 4 == 0) {
+    *want = rand_r(&x->seed) % 2 ? CIO__POLL_OUT : CIO__POLL_IN;
+    return -EAGAIN;
+  }
+  ssize_t r = recv(t->fd, buf, n, MSG_DONTWAIT);
+  if (r < 0) {
+    if (errno == EAGAIN) {
+      *want = CIO__POLL_IN;
+      return -EAGAIN;
+    }
+    return cio_raise(-errno, "xor read: %s", strerror(errno));
+  }
+  for (ssize_t i = 0; i < r; i++) ((unsigned char *)buf)[i] ^= 0x5a;
+  return r;
+}
+
+static ssize_t xt_writev(struct cio__transport *t, const struct iovec *iov, int cnt,
+                         unsigned *want) {
+  struct xor_transport *x = (struct xor_transport *)t;
+  if (rand_r(&x->seed) % 4 == 0) {
+    *want = rand_r(&x->seed) % 3 ? CIO__POLL_OUT : CIO__POLL_IN;
+    return -EAGAIN;
+  }
+  /* one buffer, at most 3000 bytes at a time (a TLS record's worth) */
+  unsigned char tmp[3000];
+  size_t n = iov[0].iov_len < sizeof tmp ? iov[0].iov_len : sizeof tmp;
+  (void)cnt;
+  for (size_t i = 0; i < n; i++) tmp[i] = ((const unsigned char *)iov[0].iov_base)[i] ^ 0x5a;
+  ssize_t r = send(t->fd, tmp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (r < 0) {
+    if (errno == EAGAIN) {
+      *want = CIO__POLL_OUT;
+      return -EAGAIN;
+    }
+    return cio_raise(-errno, "xor write: %s", strerror(errno));
+  }
+  return r;
+}
+
+static int xt_write_eof(struct cio__transport *t, unsigned *want) {
+  (void)want;
+  ((struct xor_transport *)t)->eofs++;
+  return shutdown(t->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static size_t xt_pending(struct cio__transport *t) { return ((struct xor_transport *)t)->pending; }
+static void xt_destroy(struct cio__transport *t) { ((struct xor_transport *)t)->destroyed++; }
+
+static const struct cio__transport_ops xor_ops = {xt_read, xt_writev, xt_write_eof, xt_pending,
+                                                  xt_destroy};
+
+static int t_transport(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  cio_stream *s;
+  int peer;
+  CHECK_RC(sp_pair(&s, &peer, NULL), 0);
+  CHECK_RC(cio_stream_start_tls(s, (struct cio_tls_context *)1, "x"), -ENOTSUP);
+  CHECK_RC(cio_stream_start_tls(s, NULL, "x"), -EINVAL);
+  struct xor_transport x = {{&xor_ops, cio__stream_fd(s)}, 42, 0, 0, 0};
+  cio__stream_set_transport(s, &x.base);
+  CHECK(cio_stream_is_tls(s));
+  CHECK_RC(cio_stream_start_tls(s, (struct cio_tls_context *)1, "x"), -EALREADY);
+  /* 1 MiB each way through the transport, with a peer that XORs back */
+  size_t big = 1 << 20;
+  unsigned char *p = malloc(big), *q = malloc(big);
+  CHECK(p && q);
+  fill_pattern(p, big, 11, 0);
+  CHECK_RC(cio_stream_write(s, p, big), 0);
+  size_t n = 0;
+  while (n < big) {
+    ssize_t r = cio_sock_recv_into(peer, q + n, big - n);
+    CHECK(r > 0);
+    n += (size_t)r;
+  }
+  for (size_t i = 0; i < big; i++) CHECK((q[i] ^ 0x5a) == p[i]);
+  CHECK_RC(cio_stream_drain(s), 0);
+  for (size_t i = 0; i < big; i++) q[i] = p[i] ^ 0x5a;
+  struct feeder f = {peer, (const char *)q, big, 3, 5000, true};
+  cio_task *ft = cio_create_task(feed, &f, NULL);
+  CHECK(ft);
+  unsigned char *got = malloc(big);
+  CHECK(got);
+  CHECK_RC(cio_stream_readexactly(s, got, big / 2), 0);
+  /* a pending read while the write side is flushing through the transport */
+  CHECK_RC(cio_stream_write(s, p, big), 0);
+  CHECK_RC(cio_stream_readexactly(s, got + big / 2, big - big / 2), 0);
+  CHECK(memcmp(got, p, big) == 0);
+  CHECK_RC(cio_await(ft, NULL), 0);
+  cio_task_unref(ft);
+  n = 0;
+  while (n < big) {
+    ssize_t r = cio_sock_recv_into(peer, q + n, big - n);
+    CHECK(r > 0);
+    n += (size_t)r;
+  }
+  CHECK_RC(cio_stream_write_eof(s), 0);
+  char b;
+  CHECK_RC(cio_sock_recv_into(peer, &b, 1), 0); /* EOF after the flush */
+  CHECK_RC(x.eofs, 1);
+  CHECK_RC(cio_stream_close(s), 0);
+  CHECK_RC(cio_stream_wait_closed(s), 0);
+  cio_stream_free(s);
+  CHECK_RC(x.destroyed, 1);
+  cio_fd_close(peer);
+  free(p);
+  free(q);
+  free(got);
+  return 0;
+}
+
+static void test_transport(void **state) {
+  (void)state;
+  assert_code(run_real(t_transport, NULL), 0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_DFL); /* a stray SIGPIPE must kill the test */
   const struct CMUnitTest tests[] = {
@@ -1087,6 +1218,7 @@ int main(void) {
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_connect),
       cmocka_unit_test(test_happy_eyeballs),
+      cmocka_unit_test(test_transport),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
