@@ -361,16 +361,16 @@ static int begin_read(cio_stream *s, struct cio_task **t, const char *who) {
     return cio__fail(-EBUSY, "%s: another task is already reading this stream", who);
   bind_loop(s);
   s->reading = true;
-  return 0;
-}
-
-static void end_read(cio_stream *s) {
-  s->reading = false;
+  /* The previous call's line pointer may point into the buffer until now:
+   * only here may an empty buffer be rewound or a big one given back. */
   if (s->rstart == s->rend) {
     s->rstart = s->rend = 0;
     if (s->rcap > RBUF_KEEP) drop_rbuf(s);
   }
+  return 0;
 }
+
+static void end_read(cio_stream *s) { s->reading = false; }
 
 static ssize_t do_read(cio_stream *s, void *buf, size_t n) {
   const char *who = "cio_stream_read";

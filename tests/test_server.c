@@ -248,9 +248,17 @@ static int stuck_handler(cio_stream *s, void *arg) {
   return rc;
 }
 
+static int count_fds(void) {
+  int n = 0;
+  for (int fd = 0; fd < 4096; fd++)
+    if (fcntl(fd, F_GETFD) >= 0) n++;
+  return n;
+}
+
 static int t_shutdown(void *arg, void **result) {
   (void)arg;
   (void)result;
+  int fds_before = count_fds();
   memset(&st, 0, sizeof st);
   cio_event_init(&st.go);
   cio_server *srv;
@@ -275,6 +283,7 @@ static int t_shutdown(void *arg, void **result) {
   CHECK_RC(cio_open_connection("127.0.0.1", ps, NULL, &c[0]), -ECONNREFUSED);
   cio_server_free(srv);
   cio_event_destroy(&st.go);
+  CHECK_RC(count_fds(), fds_before); /* no fd leaks */
   return 0;
 }
 

@@ -77,6 +77,13 @@ static int feed(void *p, void **result) {
   return 0;
 }
 
+static int count_fds(void) {
+  int n = 0;
+  for (int fd = 0; fd < 4096; fd++)
+    if (fcntl(fd, F_GETFD) >= 0) n++;
+  return n;
+}
+
 /* ---- basics ------------------------------------------------------------------------- */
 
 static int t_basic(void *arg, void **result) {
@@ -1057,6 +1064,16 @@ static int t_happy_eyeballs(void *arg, void **result) {
     CHECK_RC(getpeername(fd, (struct sockaddr *)&peer, &len), 0);
     CHECK(peer.sin_port == a2.sin_port);
     cio_fd_close(fd);
+    /* cancelled or timed out in the middle of the race: no fd left behind */
+    int before = count_fds();
+    for (int i = 0; i < 2; i++) {
+      cio_stream_opts o = {.happy_eyeballs_delay = i ? 0.01 : 0, .connect_timeout = 0.03};
+      cio_stream *s = NULL;
+      rc = cio_open_connection("127.0.0.1", hole, &o, &s);
+      CHECK_RC(rc, -ETIMEDOUT);
+      CHECK(s == NULL);
+    }
+    CHECK_RC(count_fds(), before);
   }
   for (int i = 0; i < 4; i++) close(fill[i]);
   cio_fd_close(lh);
