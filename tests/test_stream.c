@@ -783,6 +783,26 @@ static int t_limit_edge(void *arg, void **result) {
   CHECK(*line == 'x');
   cio_stream_free(s);
   cio_fd_close(peer);
+  /* A line that needed a big buffer stays valid after the call that
+   * returned it, though the call emptied the buffer. */
+  cio_stream_opts big = {.limit = 1 << 20};
+  CHECK_RC(sp_pair(&s, &peer, &big), 0);
+  size_t n = 600000;
+  char *d = malloc(n + 1);
+  CHECK(d);
+  memset(d, 'a', n);
+  d[n] = '\n';
+  struct feeder f = {peer, d, n + 1, 1, 65536, false};
+  cio_task *ft = cio_create_task(feed, &f, NULL);
+  CHECK(ft);
+  CHECK_RC(cio_stream_readline(s, &line), n + 1);
+  CHECK_RC(cio_stream_buffered(s), 0);
+  CHECK(memcmp(line, d, n + 1) == 0);
+  CHECK_RC(cio_await(ft, NULL), 0);
+  cio_task_unref(ft);
+  CHECK_RC(cio_stream_readline(s, &line), 0);
+  free(d);
+  cio_stream_free(s);
   return 0;
 }
 
