@@ -361,7 +361,8 @@ typedef struct cio_server cio_server;
 
 /* A connection handler (asyncio's client_connected_cb): runs as its own task
  * for each connection, with s the connection's stream and arg as given to
- * cio_start_server. THE SERVER OWNS s: when the handler returns, the server
+ * cio_start_server. The task starts eagerly (it runs up to its first
+ * suspension as soon as the connection is accepted). THE SERVER OWNS s: when the handler returns, the server
  * closes s (flushing its queued writes, bounded by the connection staying
  * up) and frees it; the handler must not free it or keep it. A negative
  * return (other than -ECANCELED) is reported through the loop's exception
