@@ -182,6 +182,9 @@ void cio_stream_free(cio_stream *s);
  * -ECANCELED / -ETIMEDOUT (nothing consumed), CIO_ENOTASK. After
  * cio_stream_close the buffered bytes are returned, then 0. */
 CIO_NODISCARD ssize_t cio_stream_read(cio_stream *s, void *buf, size_t n);
+/* cio_stream_read with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD ssize_t cio_stream_read_timeout(cio_stream *s, void *buf, size_t n, double timeout);
 
 /* StreamReader.read(-1): everything until end of stream, as one malloc'd
@@ -193,6 +196,9 @@ CIO_NODISCARD ssize_t cio_stream_read_timeout(cio_stream *s, void *buf, size_t n
  * far stays in the stream's buffer (nothing lost). Not bounded by the
  * limit. */
 CIO_NODISCARD int cio_stream_read_all(cio_stream *s, char **data, size_t *len);
+/* cio_stream_read_all with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD int cio_stream_read_all_timeout(cio_stream *s, char **data, size_t *len,
                                               double timeout);
 
@@ -207,6 +213,9 @@ CIO_NODISCARD int cio_stream_read_all_timeout(cio_stream *s, char **data, size_t
  * -EBADF, -errno of the read (the partial line stays buffered), -ECANCELED
  * / -ETIMEDOUT (nothing consumed), CIO_ENOTASK. *line is NULL on error. */
 CIO_NODISCARD ssize_t cio_stream_readline(cio_stream *s, const char **line);
+/* cio_stream_readline with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD ssize_t cio_stream_readline_timeout(cio_stream *s, const char **line,
                                                   double timeout);
 
@@ -218,6 +227,9 @@ CIO_NODISCARD ssize_t cio_stream_readline_timeout(cio_stream *s, const char **li
  * grow), -errno of the read, -ECANCELED / -ETIMEDOUT (nothing consumed),
  * CIO_ENOTASK. n == 0 returns 0 at once. */
 CIO_NODISCARD int cio_stream_readexactly(cio_stream *s, void *buf, size_t n);
+/* cio_stream_readexactly with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD int cio_stream_readexactly_timeout(cio_stream *s, void *buf, size_t n,
                                                  double timeout);
 
@@ -232,6 +244,9 @@ CIO_NODISCARD int cio_stream_readexactly_timeout(cio_stream *s, void *buf, size_
  * CIO_ENOTASK. *out is NULL on error. */
 CIO_NODISCARD ssize_t cio_stream_readuntil(cio_stream *s, const void *sep, size_t seplen,
                                            const char **out);
+/* cio_stream_readuntil with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD ssize_t cio_stream_readuntil_timeout(cio_stream *s, const void *sep, size_t seplen,
                                                    const char **out, double timeout);
 
@@ -246,6 +261,9 @@ CIO_NODISCARD ssize_t cio_stream_readuntil_timeout(cio_stream *s, const void *se
 CIO_NODISCARD ssize_t cio_stream_readuntil_any(cio_stream *s, const void *const *seps,
                                                const size_t *seplens, size_t nseps,
                                                const char **out, size_t *which);
+/* cio_stream_readuntil_any with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD ssize_t cio_stream_readuntil_any_timeout(cio_stream *s, const void *const *seps,
                                                        const size_t *seplens, size_t nseps,
                                                        const char **out, size_t *which,
@@ -293,6 +311,9 @@ int cio_stream_writelines(cio_stream *s, const char *const *lines, size_t n);
  * still flushing), CIO_ENOTASK. A closed stream whose queue flushed returns
  * 0. */
 CIO_NODISCARD int cio_stream_drain(cio_stream *s);
+/* cio_stream_drain with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (the queue untouched),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD int cio_stream_drain_timeout(cio_stream *s, double timeout);
 
 /* StreamWriter.write_eof: after the queue is flushed, half-close the sending
@@ -325,6 +346,9 @@ int cio_stream_abort(cio_stream *s);
  * -ECONNRESET, ...), -ECANCELED / -ETIMEDOUT (the flush goes on),
  * CIO_ENOTASK. */
 CIO_NODISCARD int cio_stream_wait_closed(cio_stream *s);
+/* cio_stream_wait_closed with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing changed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD int cio_stream_wait_closed_timeout(cio_stream *s, double timeout);
 
 /* StreamWriter.is_closing: true once close/abort was called or the
@@ -346,6 +370,7 @@ int cio_stream_set_write_buffer_limits(cio_stream *s, size_t high, size_t low);
  * Returns 0, or -EINVAL, -ENOTSOCK (not a socket), -ENOTCONN, -EBADF
  * (closed). Does not suspend. */
 int cio_stream_peername(const cio_stream *s, struct sockaddr *addr, socklen_t *len);
+/* get_extra_info('sockname'): as cio_stream_peername for the local address. */
 int cio_stream_sockname(const cio_stream *s, struct sockaddr *addr, socklen_t *len);
 
 /* get_extra_info('socket'): the stream's fd (still owned by the stream), or
@@ -420,6 +445,9 @@ int cio_server_abort_clients(cio_server *srv);
  * order. Returns 0 at once when both hold. Returns -EINVAL, -ECANCELED,
  * CIO_ENOTASK. */
 CIO_NODISCARD int cio_server_wait_closed(cio_server *srv);
+/* cio_server_wait_closed with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing changed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD int cio_server_wait_closed_timeout(cio_server *srv, double timeout);
 
 /* Beyond asyncio, the structured shutdown: close the server, cancel every
