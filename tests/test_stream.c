@@ -1117,6 +1117,7 @@ struct xor_transport {
   unsigned seed;
   int destroyed, eofs;
   size_t pending;
+  bool eof_never;
 };
 
 static ssize_t xt_read(struct cio__transport *t, void *buf, size_t n, unsigned *want) {
@@ -1161,8 +1162,12 @@ static ssize_t xt_writev(struct cio__transport *t, const struct iovec *iov, int 
 }
 
 static int xt_write_eof(struct cio__transport *t, unsigned *want) {
-  (void)want;
-  ((struct xor_transport *)t)->eofs++;
+  struct xor_transport *x = (struct xor_transport *)t;
+  if (x->eof_never || rand_r(&x->seed) % 2) { /* like close_notify waiting for room */
+    *want = rand_r(&x->seed) % 2 ? CIO__POLL_OUT : CIO__POLL_IN;
+    return -EAGAIN;
+  }
+  x->eofs++;
   return shutdown(t->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
@@ -1180,7 +1185,7 @@ static int t_transport(void *arg, void **result) {
   CHECK_RC(sp_pair(&s, &peer, NULL), 0);
   CHECK_RC(cio_stream_start_tls(s, (struct cio_tls_context *)1, "x"), -ENOTSUP);
   CHECK_RC(cio_stream_start_tls(s, NULL, "x"), -EINVAL);
-  struct xor_transport x = {{&xor_ops, cio__stream_fd(s)}, 42, 0, 0, 0};
+  struct xor_transport x = {{&xor_ops, cio__stream_fd(s)}, 42, 0, 0, 0, false};
   cio__stream_set_transport(s, &x.base);
   CHECK(cio_stream_is_tls(s));
   CHECK_RC(cio_stream_start_tls(s, (struct cio_tls_context *)1, "x"), -EALREADY);
@@ -1226,6 +1231,31 @@ static int t_transport(void *arg, void **result) {
   cio_stream_free(s);
   CHECK_RC(x.destroyed, 1);
   cio_fd_close(peer);
+  /* close() alone: flush, close_notify (retried until the transport takes
+   * it), then the fd closes */
+  for (int round = 0; round < 2; round++) {
+    cio_stream_opts o = {.tls_shutdown_timeout = 0.05};
+    CHECK_RC(sp_pair(&s, &peer, &o), 0);
+    struct xor_transport y = {{&xor_ops, cio__stream_fd(s)}, 7u + (unsigned)round, 0, 0, 0,
+                              round == 1};
+    cio__stream_set_transport(s, &y.base);
+    CHECK_RC(cio_stream_write(s, p, 100000), 0);
+    CHECK_RC(cio_stream_close(s), 0);
+    n = 0;
+    for (;;) {
+      ssize_t r = cio_sock_recv_into(peer, q + n, big - n);
+      CHECK(r >= 0);
+      if (r == 0) break;
+      n += (size_t)r;
+    }
+    CHECK_RC(n, 100000);
+    CHECK_RC(cio_stream_wait_closed(s), 0);
+    /* round 1: the transport never takes the EOF: the shutdown timeout
+     * closes the fd anyway */
+    CHECK_RC(y.eofs, round == 0 ? 1 : 0);
+    cio_stream_free(s);
+    cio_fd_close(peer);
+  }
   free(p);
   free(q);
   free(got);
