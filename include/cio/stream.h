@@ -329,7 +329,9 @@ int cio_stream_write_eof(cio_stream *s);
 bool cio_stream_can_write_eof(const cio_stream *s);
 
 /* StreamWriter.close: stop writing; the queued bytes are still flushed, then
- * the fd is closed (at once if nothing is queued). Pending and later reads
+ * the fd is closed (at once if nothing is queued). Over TLS, close_notify is
+ * sent after the flush, and the whole close is bounded by
+ * opts.tls_shutdown_timeout (then the fd is closed anyway). Pending and later reads
  * return the buffered bytes, then 0 (EOF). Idempotent. Does not suspend.
  * The stream stays allocated until cio_stream_free. Returns 0 or -EINVAL. */
 int cio_stream_close(cio_stream *s);
