@@ -399,7 +399,7 @@ static int acceptor_main(void *arg, void **result) {
   /* Eager: the handler runs at once, up to its first suspension, so a
    * connection task is never left unstarted (a task cancelled before its
    * first step would never run its body, and its stream would leak). */
-  static const cio_task_options eager = {.eager_start = true};
+  cio_task_options eager = {.eager_start = true, .stack_size = srv->opts.handler_stack_size};
   for (;;) {
     int fd = cio_sock_accept(a->fd, NULL, NULL);
     if (fd < 0) {

@@ -102,6 +102,10 @@ static int fill_opts(cio_stream_opts *o, const cio_stream_opts *in, const char *
       o->tls_handshake_timeout < 0 || isnan(o->tls_shutdown_timeout) ||
       o->tls_shutdown_timeout < 0 || o->backlog < 0)
     return cio__fail(-EINVAL, "%s: a negative or NaN timeout, delay or backlog in the options", who);
+  if (o->handler_stack_size && (o->handler_stack_size < CIO_STACK_MIN ||
+                                 o->handler_stack_size > (size_t)1 << 30))
+    return cio__fail(-EINVAL, "%s: handler_stack_size %zu is out of range (%u bytes to 1 GiB)",
+                     who, o->handler_stack_size, CIO_STACK_MIN);
   if (!o->tls_handshake_timeout) o->tls_handshake_timeout = 60.0;
   if (!o->tls_shutdown_timeout) o->tls_shutdown_timeout = 30.0;
   o->server_hostname = NULL; /* not kept (only read during the call) */

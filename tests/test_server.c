@@ -107,7 +107,7 @@ static int t_many(void *arg, void **result) {
   int n = (int)(intptr_t)arg;
   memset(&st, 0, sizeof st);
   cio_server *srv;
-  cio_stream_opts o = {.backlog = 2048};
+  cio_stream_opts o = {.backlog = 2048, .handler_stack_size = 64 * 1024};
   CHECK_RC(cio_start_server(echo_handler, NULL, "127.0.0.1", "0", &o, &srv), 0);
   int port = cio_server_port(srv);
   CHECK(port > 0);
@@ -483,6 +483,8 @@ static int t_server_bad(void *arg, void **result) {
   CHECK_RC(cio_start_unix_server(echo_handler, NULL, NULL, NULL, &srv), -EINVAL);
   cio_stream_opts bad = {.write_high = 1, .write_low = 2};
   CHECK_RC(cio_start_server(echo_handler, NULL, "127.0.0.1", "0", &bad, &srv), -EINVAL);
+  cio_stream_opts tiny = {.handler_stack_size = 100};
+  CHECK_RC(cio_start_server(echo_handler, NULL, "127.0.0.1", "0", &tiny, &srv), -EINVAL);
   CHECK_RC(cio_server_close(NULL), -EINVAL);
   CHECK_RC(cio_server_close_clients(NULL), -EINVAL);
   CHECK_RC(cio_server_abort_clients(NULL), -EINVAL);

@@ -114,6 +114,8 @@ typedef struct cio_stream_opts {
                                   NULL = the host given to cio_open_connection */
   double tls_handshake_timeout; /* seconds; 0 = 60 (asyncio's ssl_handshake_timeout) */
   double tls_shutdown_timeout;  /* seconds; 0 = 30 (asyncio's ssl_shutdown_timeout) */
+  size_t handler_stack_size;    /* servers: stack of each handler task; 0 = the loop's
+                                   default (cio_task_options.stack_size) */
 } cio_stream_opts;
 
 /* ---- making streams ----------------------------------------------------------- */
