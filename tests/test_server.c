@@ -471,6 +471,41 @@ static void test_churn(void **state) {
 #endif
 }
 
+/* IPv6 loopback: a server on ::1 and a connection to it. */
+static int t_ipv6(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  memset(&st, 0, sizeof st);
+  cio_server *srv;
+  int rc = cio_start_server(echo_handler, NULL, "::1", "0", NULL, &srv);
+  if (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT) {
+    print_message("skipped: no IPv6 loopback here\n");
+    return 0;
+  }
+  CHECK_RC(rc, 0);
+  char ps[16];
+  snprintf(ps, sizeof ps, "%d", cio_server_port(srv));
+  cio_stream *c;
+  CHECK_RC(cio_open_connection("::1", ps, NULL, &c), 0);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  CHECK_RC(cio_stream_peername(c, (struct sockaddr *)&ss, &len), 0);
+  CHECK(ss.ss_family == AF_INET6);
+  CHECK_RC(cio_stream_write(c, "six\n", 4), 0);
+  const char *line;
+  CHECK_RC(cio_stream_readline(c, &line), 4);
+  CHECK(memcmp(line, "six\n", 4) == 0);
+  cio_stream_free(c);
+  CHECK_RC(cio_server_shutdown(srv, 1), 0);
+  cio_server_free(srv);
+  return 0;
+}
+
+static void test_ipv6(void **state) {
+  (void)state;
+  assert_code(run_real(t_ipv6, NULL), 0);
+}
+
 /* ---- bad input --------------------------------------------------------------------------------- */
 
 static int t_server_bad(void *arg, void **result) {
@@ -527,6 +562,7 @@ int main(void) {
       cmocka_unit_test(test_failing_handler),
       cmocka_unit_test(test_churn),
       cmocka_unit_test(test_server_bad),
+      cmocka_unit_test(test_ipv6),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
