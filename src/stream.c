@@ -814,6 +814,12 @@ static void arm_flush(cio_stream *s, unsigned want) {
   }
   if (!s->cb_armed) {
     int rc = cio_add_writer(s->loop, s->fd, on_writable, s);
+    if (rc == -EBUSY) {
+      /* A task waits on the fd's writer slot itself (a transport read that
+       * must write first): poll until it is done. */
+      if (!s->retry && cio_call_later(s->loop, 0.001, on_retry, s, &s->retry) < 0) s->retry = NULL;
+      return;
+    }
     if (rc < 0) {
       broken(s, rc);
       return;
@@ -838,7 +844,7 @@ static void flush(cio_stream *s) {
     }
     s->wstart += (size_t)r;
     if (s->paused && queued(s) <= s->low) unpause(s);
-    if ((size_t)r < iov.iov_len && !s->transport) {
+    if (r == 0 || ((size_t)r < iov.iov_len && !s->transport)) {
       arm_flush(s, CIO__POLL_OUT); /* the kernel is full: wait for room */
       return;
     }
