@@ -386,6 +386,7 @@ static ssize_t do_read(cio_stream *s, void *buf, size_t n) {
   const char *who = "cio_stream_read";
   struct cio_task *t;
   if (s && !buf && n) return cio__fail(-EINVAL, "%s: buf is NULL", who);
+  if (s && n > SSIZE_MAX) return cio__fail(-EINVAL, "%s: n is negative (or too large)", who);
   int rc = begin_read(s, &t, who);
   if (rc < 0) return rc;
   ssize_t r = 0;
@@ -594,6 +595,7 @@ static ssize_t do_readline(cio_stream *s, const char **line) {
 static int do_readexactly(cio_stream *s, void *buf, size_t n) {
   const char *who = "cio_stream_readexactly";
   if (s && !buf && n) return cio__fail(-EINVAL, "%s: buf is NULL", who);
+  if (s && n > SSIZE_MAX) return cio__fail(-EINVAL, "%s: n is negative (or too large)", who);
   struct cio_task *t;
   int rc = begin_read(s, &t, who);
   if (rc < 0) return rc;
@@ -901,6 +903,8 @@ static int write_iov(cio_stream *s, const struct iovec *iov, int cnt, const char
   size_t total = 0;
   for (int i = 0; i < cnt; i++) {
     if (!iov[i].iov_base && iov[i].iov_len) return cio__fail(-EINVAL, "%s: buffer %d is NULL", who, i);
+    if (iov[i].iov_len > SSIZE_MAX || total + iov[i].iov_len > SSIZE_MAX)
+      return cio__fail(-EINVAL, "%s: a negative (or too large) size", who);
     total += iov[i].iov_len;
   }
   if (!total) return 0;

@@ -908,6 +908,9 @@ static int t_bad_input(void *arg, void **result) {
   CHECK_RC(cio_stream_from_fd(sv[0], &zero, &s), 0);
   CHECK_RC(cio_stream_limit(s), 65536);
   CHECK_RC(cio_stream_read(s, NULL, 1), -EINVAL);
+  CHECK_RC(cio_stream_read(s, buf, (size_t)-1), -EINVAL); /* a negative size */
+  CHECK_RC(cio_stream_readexactly(s, buf, (size_t)-5), -EINVAL);
+  CHECK_RC(cio_stream_write(s, buf, (size_t)-1), -EINVAL);
   CHECK_RC(cio_stream_read(s, buf, 0), 0);
   CHECK_RC(cio_stream_readline(s, NULL), -EINVAL);
   CHECK_RC(cio_stream_readexactly(s, NULL, 1), -EINVAL);

@@ -64,6 +64,7 @@
  *
  * Error codes common to all the calls below (each lists its own):
  *   -EINVAL        s (or another required pointer) is NULL, or a bad size
+ *                  (a negative int passed as a size_t: above SSIZE_MAX)
  *   CIO_ENOTASK    a suspending call made outside a task
  *   -ECANCELED     the task was cancelled while suspended (see cancel-safety)
  *   -ETIMEDOUT     a _timeout form's deadline passed (or an enclosing
