@@ -25,7 +25,9 @@
  *        keep-alive connection is closed silently after the same time
  *   413  body over --max-body bytes (1 MiB), said before reading it when
  *        Content-Length tells, else when the chunks pass the limit
+ *   414  a URL over 1 KiB
  *   431  request line + headers over --max-header bytes (8 KiB)
+ * Upgrade and CONNECT requests are answered (404) and the connection closed.
  * A client that pipelines requests and never reads its responses gets
  * back-pressure: the task stops reading (drain waits) once the write buffer
  * is above its high-water mark, so memory stays bounded; after
@@ -99,7 +101,7 @@ static int on_url(http_parser *p, const char *at, size_t n) {
   struct conn *c = p->data;
   if (head_bytes(c, n)) return -1;
   if (c->url_len + n >= sizeof c->url) {
-    c->error = 431; /* a URL over 1 KiB: over what this server keeps of a head */
+    c->error = 414; /* a URL over 1 KiB */
     return -1;
   }
   memcpy(c->url + c->url_len, at, n);
@@ -193,6 +195,7 @@ static const char *reason(int status) {
   case 405: return "Method Not Allowed";
   case 408: return "Request Timeout";
   case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
   case 431: return "Request Header Fields Too Large";
   default: return "Error";
   }
@@ -330,10 +333,12 @@ static int serve_connection(struct conn *c) {
     }
     if (c->headers_done) set_deadline(c, cfg.header_timeout); /* body: per read */
     while (off < len) {
-      off += http_parser_execute(&c->p, &settings, buf + off, len - off);
+      size_t used = http_parser_execute(&c->p, &settings, buf + off, len - off);
+      off += used;
       enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
       if (e == HPE_PAUSED) { /* one complete request */
-        bool keep_alive = http_should_keep_alive(&c->p);
+        /* Upgrade and CONNECT are not served: answer, then close. */
+        bool keep_alive = http_should_keep_alive(&c->p) && !c->p.upgrade;
         rc = answer(c, keep_alive);
         if (rc < 0 || !keep_alive) return rc;
         next_request(c);
@@ -341,7 +346,7 @@ static int serve_connection(struct conn *c) {
         http_parser_pause(&c->p, 0);
         continue;
       }
-      if (e != HPE_OK) {
+      if (e != HPE_OK || used == 0) { /* (no progress: the parser stopped, e.g. an upgrade) */
         int status = c->error ? c->error : e == HPE_HEADER_OVERFLOW ? 431 : 400;
         return error_response(c, status);
       }

@@ -131,6 +131,13 @@ try:
     assert got.startswith(b"HTTP/1.1 431 "), got
     got, _ = raw(port, b"GET /hello HTTP/1.1\r\n" + b"X-A: b\r\n" * 2000 + b"\r\n")
     assert got.startswith(b"HTTP/1.1 431 "), got
+    got, _ = raw(port, b"GET /" + b"u" * 2000 + b" HTTP/1.1\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 414 "), got
+    got, _ = raw(port, b"CONNECT a:1 HTTP/1.1\r\n\r\nxyz")  # answered, then closed
+    assert got.startswith(b"HTTP/1.1 404 ") and b"Connection: close" in got, got
+    got, _ = raw(port, b"GET /hello HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                       b"GET /hello HTTP/1.1\r\n\r\n")
+    assert got.count(b"HTTP/1.1 200 ") == 1 and b"Connection: close" in got, got
     got, _ = raw(port, b"POST /echo HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n")
     assert got.startswith(b"HTTP/1.1 413 "), got
     chunk = b"%x\r\n%s\r\n" % (100000, b"z" * 100000)
@@ -138,7 +145,7 @@ try:
     assert got.startswith(b"HTTP/1.1 413 "), got
     got, _ = raw(port, b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n")
     assert got.startswith(b"HTTP/1.1 400 "), got
-    checks.append("400/413/431")
+    checks.append("400/413/414/431, upgrade/CONNECT closed")
 
     # --- slowloris: a header byte every 0.2 s; --header-timeout 1 closes it.
     s = socket.create_connection(("127.0.0.1", port))
