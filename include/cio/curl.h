@@ -17,6 +17,10 @@
  * (and TLS sessions, DNS results) are reused between transfers of the same
  * loop, as curl's multi interface does.
  *
+ * Clock: curl keeps its own (real) time. On a loop with the virtual clock
+ * (CIO_VIRTUAL_TIME=1) cio's timers jump ahead while curl's deadlines do not,
+ * so timeouts behave differently there: run transfers on a real-time loop.
+ *
  * Threads: one loop per thread as always; each loop has its own multi handle,
  * so several loops in several threads may perform transfers at once (an easy
  * handle is used by one transfer at a time). curl_global_init is called once
