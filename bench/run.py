@@ -52,7 +52,8 @@ LOADGEN_CPU = "1"
 # missing. Their command lines are templates: adjust here if a program's CLI
 # differs. {bin} is the binary, {port} the TCP port, {conns} the connection
 # count, {seconds} the measuring time, {size} the message size.
-CIO_ECHO_SERVER = ("examples/echo_server", "{bin} 127.0.0.1 {port}")
+CIO_ECHO_SERVER = ("examples/echo_server", "{bin} 127.0.0.1 {port}")  # streams
+CIO_SOCK_ECHO_SERVER = ("bench/bench_sock_echo", "{bin} 127.0.0.1 {port}")  # sock_* calls
 EPOLL_ECHO_SERVER = ("bench/bench_epoll_echo", "{bin} 127.0.0.1 {port}")
 # host port connections seconds size warm-up (the harness warms up itself)
 ECHO_LOAD = ("bench/bench_echo_load", "{bin} 127.0.0.1 {port} {conns} {seconds} {size} 0")
@@ -418,12 +419,15 @@ def echo_servers(build):
     out = []
     b = build.path(CIO_ECHO_SERVER[0])
     out.append(("cio", CIO_ECHO_SERVER[1].replace("{bin}", rel(b)), None, SERVER_CPU) if b.exists()
-               else ("cio", f"{rel(b)} is not built (the io branch is not merged yet?)"))
+               else ("cio", f"{rel(b)} is not built"))
     if b.exists():
         # The same server on the io_uring back end (readiness by poll
         # requests, receives as kernel operations).
         out.append(("cio io_uring", CIO_ECHO_SERVER[1].replace("{bin}", rel(b)),
                     {"CIO_BACKEND": "uring"}, SERVER_CPU))
+    b = build.path(CIO_SOCK_ECHO_SERVER[0])
+    out.append(("cio sock_*", CIO_SOCK_ECHO_SERVER[1].replace("{bin}", rel(b)), None, SERVER_CPU)
+               if b.exists() else ("cio sock_*", f"{rel(b)} is not built"))
     b = build.path(EPOLL_ECHO_SERVER[0])
     out.append(("epoll (limit)", EPOLL_ECHO_SERVER[1].replace("{bin}", rel(b)), None, SERVER_CPU)
                if b.exists() else ("epoll (limit)", f"{rel(b)} is not built (the io branch is not merged yet?)"))
@@ -541,6 +545,35 @@ def run_echo(args, build, results, commands):
                         proc.kill()
                         proc.wait()
                     errlog.close()
+
+
+def run_http(args, build, results, commands):
+    """W6h (issue 11): bench/http_bench.py (wrk against examples/http_server and
+    nginx; examples/crawl against the seed's aiohttp program), its table kept
+    as printed."""
+    if args.only and "W6h" not in args.only:
+        return
+    res = results.setdefault("W6h", {"title": "HTTP: hello with keep-alive (wrk), and the "
+                                              "seed's crawler (issue 11)"})
+    need = [build.path("examples/http_server"), build.path("examples/crawl")]
+    missing = [rel(p) for p in need if not p.exists()]
+    tools = [t for t in ("wrk", "nginx") if not shutil.which(t) and not Path("/usr/sbin", t).exists()]
+    if missing or tools:
+        res["skip"] = "not built or not installed: " + ", ".join(missing + tools)
+        log(f"W6h: skipped ({res['skip']})")
+        return
+    argv = [PY, str(BENCH / "http_bench.py"), "--seconds", str(max(1, round(args.echo_seconds))),
+            "--build", str(build.dir)]
+    if args.quick:
+        argv += ["--pages", "100"]
+    commands.append(("W6h", "HTTP servers and crawlers", cmd_str([rel(Path(argv[1]))] + argv[2:])))
+    out, err, _ = run_cmd(argv, None, None, timeout=900)
+    if err:
+        res["skip"] = f"bench/http_bench.py failed: {err}"
+        log(f"W6h: FAILED {err}")
+        return
+    res["text"] = out.strip()
+    log("W6h:\n" + res["text"])
 
 
 def measure_echo(args, load_bin, load_tpl, port, conns, server):
@@ -676,7 +709,7 @@ def check_targets(results):
             text = f"server CPU per request ≤ the most efficient peer's, req/s ≥ its, at {conns} conn(s)"
             peers = {}
             for k, row in w5["rows"].items():
-                if k in ("cio", "epoll (limit)") or not row.get(c, {}).get("runs"):
+                if k in ("cio", "epoll (limit)") or k.startswith("cio ") or not row.get(c, {}).get("runs"):
                     continue
                 peers[k] = (stats([r["cpu us/req"] for r in row[c]["runs"]]),
                             stats([r["req/s"] for r in row[c]["runs"]]))
@@ -689,6 +722,19 @@ def check_targets(results):
             out.append(("W5", text, f"cio {fmt(cs['median'])} µs, {fmt(crs['median'])} req/s; "
                                     f"{best} {fmt(peers[best][0]['median'])} µs, "
                                     f"{fmt(peers[best][1]['median'])} req/s", ok))
+        # streams vs the same server on the raw socket calls (issue 9: within 10%)
+        for conns in ECHO_CONNS:
+            c = str(conns)
+            a = w5["rows"].get("cio", {}).get(c)
+            b = w5["rows"].get("cio sock_*", {}).get(c)
+            text = f"streams echo server CPU per request within 10% of the sock_* one, at {conns} conn(s)"
+            if not (a and a.get("runs") and b and b.get("runs")):
+                out.append(("W5", text, "not measured", None))
+                continue
+            sa = stats([r["cpu us/req"] for r in a["runs"]])["median"]
+            sb = stats([r["cpu us/req"] for r in b["runs"]])["median"]
+            out.append(("W5", text, f"streams {fmt(sa)} µs, sock_* {fmt(sb)} µs ({sa / sb:.2f}×)",
+                        sa <= 1.10 * sb))
     return out
 
 
@@ -749,7 +795,8 @@ def render_echo_table(res):
                 runs = row[c]["runs"]
                 cell_stats[label] = {k: stats([r.get(k) for r in runs])
                                      for k in ("req/s", "p50 us", "p99 us", "cpu us/req")}
-        peers = {k: v for k, v in cell_stats.items() if k not in ("cio", "epoll (limit)")}
+        peers = {k: v for k, v in cell_stats.items()
+                 if k not in ("cio", "epoll (limit)") and not k.startswith("cio ")}
         best_cpu = min(peers, key=lambda k: peers[k]["cpu us/req"]["median"]) if peers else None
         best_rps = max(peers, key=lambda k: peers[k]["req/s"]["median"]) if peers else None
         for label, row in res["rows"].items():
@@ -959,7 +1006,9 @@ def render(results, meta, out_dir):
     if "W5" in results:
         L.append(f"## W5: {results['W5']['title']}")
         L.append("")
-        L.append("Servers: cio (examples/echo_server), the hand-written single-threaded epoll "
+        L.append("Servers: cio (streams: examples/echo_server, cio_start_server, cio_stream_read, "
+                 "write + drain), cio sock_* (the same server on the raw socket calls: "
+                 "bench/sock_echo.c), the hand-written single-threaded epoll "
                  "server in C (the limit), asyncio and uvloop each with streams and with a "
                  "Protocol, Go (a goroutine per connection), Tokio current_thread (a task per "
                  "connection), libuv with its own callbacks (uv_try_write, then uv_write).")
@@ -968,6 +1017,20 @@ def render(results, meta, out_dir):
         if charts.get("W5"):
             L.append(f"![W5]({charts['W5']})")
             L.append("")
+    if "W6h" in results:
+        w = results["W6h"]
+        L.append(f"## W6h: {w['title']}")
+        L.append("")
+        if "skip" in w:
+            L.append(f"Not run: {w['skip']}.")
+        else:
+            L.append("One run of bench/http_bench.py (its own method is in its docstring; "
+                     "analysis in bench/results/W6-http.md):")
+            L.append("")
+            L.append("```")
+            L.append(w["text"])
+            L.append("```")
+        L.append("")
     missed = [t for t in targets if t[3] is False]
     L.append("## Where cio falls short")
     L.append("")
@@ -1056,7 +1119,7 @@ def main():
                     help="1 run each, sizes x 0.1, W5 1 s after a 1 s warm-up")
     ap.add_argument("--runs", type=int, help="runs of each program (default 3; quick 1)")
     ap.add_argument("--scale", type=float, help="multiply every size by this (default 1; quick 0.1)")
-    ap.add_argument("--only", help="comma-separated workloads, e.g. W1,W3,W5 (W6 = W6a,W6b,W6c)")
+    ap.add_argument("--only", help="comma-separated workloads, e.g. W1,W3,W5 (W6 = W6a,W6b,W6c; W6h = HTTP)")
     ap.add_argument("--peers", help="comma-separated peers, e.g. cio,go,tokio")
     ap.add_argument("--echo-seconds", type=float, help="W5 measured time (default 5; quick 1)")
     ap.add_argument("--echo-warmup", type=float, help="W5 warm-up time (default 2; quick 1)")
@@ -1098,6 +1161,7 @@ def main():
     t0 = time.monotonic()
     run_compute(args, build, results, commands)
     run_echo(args, build, results, commands)
+    run_http(args, build, results, commands)
     meta["commands"] = commands
     profile_missed(args, build, results, meta)
     meta["elapsed s"] = round(time.monotonic() - t0)

@@ -229,6 +229,61 @@ int cio_loop_new(cio_loop **out, const cio_loop_options *opts) {
 
 static void release_handle(struct cio_handle *h);
 
+/* ---- per-loop data ----------------------------------------------------------------- */
+
+struct cio__loop_data {
+  struct cio__loop_data *next;
+  const cio_loop_key *key;
+  void *value;
+};
+
+void *cio_loop_get_data(const cio_loop *loop, const cio_loop_key *key) {
+  if (!loop || !key) return NULL;
+  for (struct cio__loop_data *d = loop->data; d; d = d->next)
+    if (d->key == key) return d->value;
+  return NULL;
+}
+
+int cio_loop_set_data(cio_loop *loop, const cio_loop_key *key, void *value) {
+  if (!loop || !key) return cio__fail(-EINVAL, "cio_loop_set_data: loop or key is NULL");
+  struct cio__loop_data **pp = &loop->data;
+  while (*pp && (*pp)->key != key) pp = &(*pp)->next;
+  if (!value) {
+    struct cio__loop_data *d = *pp;
+    if (d) {
+      *pp = d->next;
+      free(d);
+    }
+    return 0;
+  }
+  if (loop->closed)
+    return cio__fail(CIO_ECLOSED, "cio_loop_set_data(%s): the loop is closed",
+                     key->name ? key->name : "?");
+  if (*pp) {
+    (*pp)->value = value;
+    return 0;
+  }
+  struct cio__loop_data *d = malloc(sizeof *d);
+  if (!d) return cio__fail_static(-ENOMEM, "cio_loop_set_data: out of memory");
+  d->key = key;
+  d->value = value;
+  d->next = loop->data;
+  loop->data = d;
+  return 0;
+}
+
+/* Newest first; a destructor may set or remove other keys meanwhile. */
+static void destroy_data(cio_loop *loop) {
+  while (loop->data) {
+    struct cio__loop_data *d = loop->data;
+    loop->data = d->next;
+    const cio_loop_key *key = d->key;
+    void *value = d->value;
+    free(d);
+    if (key->destroy) key->destroy(loop, value);
+  }
+}
+
 static void drop_queue(struct cio__queue *q) {
   struct cio__cb *cb = q->head;
   cio__queue_init(q);
@@ -244,6 +299,9 @@ int cio_loop_close(cio_loop *loop) {
   if (loop->running)
     return cio__fail(CIO_ERUNNING, "cio_loop_close: cannot close a running event loop");
   if (loop->closed) return 0;
+  /* Libraries' per-loop values first, while the loop is still whole: their
+   * destructors may remove fd callbacks and cancel timer handles. */
+  destroy_data(loop);
   /* `closed` is read by other threads in cio_call_soon_threadsafe, under the
    * inbox lock: write it under the lock too. */
   pthread_mutex_lock(&loop->inbox_lock);

@@ -144,6 +144,9 @@ struct cio_loop {
   /* Hook for the task layer to describe a pending task (deadlock report). */
   const char *(*describe_task)(struct cio__tasklink *link);
   void (*abandon_tasks)(cio_loop *loop);
+
+  /* Values of cio_loop_set_data (a list, newest first; few keys per loop). */
+  struct cio__loop_data *data;
 };
 
 /* The loop running in this thread. */

@@ -399,6 +399,66 @@ static void error_names_and_texts(void **state) {
   assert_string_equal(cio_errmsg(), "not an error code");
 }
 
+/* A timer that fired in this iteration sits in the ready batch: cancelling
+ * it from an earlier callback of the same batch must keep it alive until its
+ * turn (it then does not run) and leave the caller's reference valid. */
+static cio_handle *fired_b;
+static void cancels_b(void *arg) {
+  (void)arg;
+  trace("a");
+  assert_code(cio_handle_cancel(fired_b), 0);
+}
+
+static void cancel_a_timer_that_already_fired(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  assert_code(cio_call_later(loop, 1, cancels_b, NULL, NULL), 0);
+  assert_code(cio_call_later(loop, 1, tr, "b", &fired_b), 0);
+  assert_code(cio_call_later(loop, 2, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_trace("a");
+  assert_true(cio_handle_cancelled(fired_b));
+  assert_code(cio_handle_unref(fired_b), 0);
+  cio_loop_free(loop);
+}
+
+/* ---- per-loop data -------------------------------------------------------------------- */
+
+static void data_destroy(cio_loop *loop, void *value) {
+  trace("destroy:%s", (const char *)value);
+  /* The loop is whole here: a destructor may still schedule and cancel. */
+  cio_handle *h = NULL;
+  assert_code(cio_call_later(loop, 1, tr, "never", &h), 0);
+  assert_code(cio_handle_cancel(h), 0);
+  cio_handle_unref(h);
+}
+static const cio_loop_key key_a = {"a", data_destroy};
+static const cio_loop_key key_b = {"b", data_destroy};
+static const cio_loop_key key_c = {"c", NULL};
+
+static void loop_data_is_destroyed_at_close(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  assert_null(cio_loop_get_data(loop, &key_a));
+  assert_code(cio_loop_set_data(loop, &key_a, "A1"), 0);
+  assert_code(cio_loop_set_data(loop, &key_b, "B"), 0);
+  assert_code(cio_loop_set_data(loop, &key_c, "C"), 0);
+  assert_code(cio_loop_set_data(loop, &key_a, "A2"), 0); /* replaced: no destroy */
+  assert_string_equal(cio_loop_get_data(loop, &key_a), "A2");
+  assert_code(cio_loop_set_data(loop, &key_c, NULL), 0); /* removed */
+  assert_null(cio_loop_get_data(loop, &key_c));
+  assert_trace("");
+  assert_code(cio_loop_set_data(NULL, &key_a, "x"), -EINVAL);
+  assert_code(cio_loop_set_data(loop, NULL, "x"), -EINVAL);
+  assert_null(cio_loop_get_data(NULL, &key_a));
+  assert_code(cio_loop_close(loop), 0);
+  assert_trace("destroy:B destroy:A2"); /* newest first, once */
+  assert_null(cio_loop_get_data(loop, &key_a));
+  assert_code(cio_loop_set_data(loop, &key_a, "late"), CIO_ECLOSED);
+  cio_loop_free(loop);
+  assert_trace("");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(call_soon_is_fifo_and_batches),
@@ -416,6 +476,8 @@ int main(void) {
       cmocka_unit_test(two_loops_in_two_threads),
       cmocka_unit_test(exception_handler_hook),
       cmocka_unit_test(error_names_and_texts),
+      cmocka_unit_test(loop_data_is_destroyed_at_close),
+      cmocka_unit_test(cancel_a_timer_that_already_fired),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,8 @@
 # arm64 (multiarch).
 set -eu
 need="cmake ninja-build gcc g++ clang libcmocka-dev pkg-config libclang-rt-14-dev doxygen liburing-dev"
+# HTTP: the libcurl bridge, its nginx-based tests, the HTTP server example.
+need="$need libcurl4-openssl-dev nginx libnginx-mod-http-echo openssl curl python3 libhttp-parser-dev"
 if [ "${1:-}" = arm64 ]; then
   need="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libcmocka-dev:arm64"
   dpkg --print-foreign-architectures | grep -qx arm64 || {

@@ -267,6 +267,33 @@ double cio_handle_when(const cio_handle *handle);
  * loop's memory lives). */
 int cio_handle_unref(cio_handle *handle);
 
+/* ---- per-loop data (for libraries built on cio) ------------------------------
+ * A library that keeps one state per loop (a connection pool, the cio_curl
+ * bridge's multi handle) hangs it on the loop under a key, and gets it
+ * destroyed when the loop closes. A key is any object with static storage
+ * duration:
+ *     static const cio_loop_key my_key = {"mylib", my_destroy};
+ * destroy(loop, value), if not NULL, is called once by cio_loop_close (and so
+ * by cio_run at its end) for each value still set, newest first, before the
+ * loop drops its callbacks, timers and fds: the loop is not running, but the
+ * value's fd callbacks and timer handles can still be removed and cancelled
+ * there. */
+typedef struct cio_loop_key {
+  const char *name; /* for messages, e.g. the library's name */
+  /* called at loop close with the value still set (may be NULL: nothing is called) */
+  void (*destroy)(cio_loop *loop, void *value);
+} cio_loop_key;
+
+/* The value set for key on loop, or NULL if none (or loop/key NULL). Does not
+ * suspend. */
+void *cio_loop_get_data(const cio_loop *loop, const cio_loop_key *key);
+
+/* Set (or replace, without calling destroy on the old value) key's value on
+ * loop; NULL removes it. Does not suspend; call it from the loop's thread.
+ * Returns 0, -EINVAL (loop or key NULL), CIO_ECLOSED (closed loop, unless
+ * value is NULL), -ENOMEM. */
+CIO_NODISCARD int cio_loop_set_data(cio_loop *loop, const cio_loop_key *key, void *value);
+
 /* ---- errors ---------------------------------------------------------------- */
 
 /* Replace the exception handler (NULL restores the default, which prints the

@@ -28,4 +28,14 @@ if [ -d "$build/docs/man/man3" ]; then
   test -f "$tmp/prefix/share/man/man3/cio_create_task.3" || { echo "FAIL: no man page"; exit 1; }
   if command -v man >/dev/null; then MANPATH="$tmp/prefix/share/man" man -w cio_create_task >/dev/null; fi
 fi
+# The optional libcurl bridge, when it was built: pkg-config cio-curl and cio::curl.
+if [ -f "$libdir/pkgconfig/cio-curl.pc" ]; then
+  cc -std=c11 -Wall -Wextra -Werror -o "$tmp/curl" "$src/consumer_curl.c" \
+    $(pkg-config --cflags --libs cio-curl) -Wl,-rpath,"$libdir"
+  [ "$("$tmp/curl")" = "curl bridge" ]
+  cmake -S "$src" -B "$tmp/cmc" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix" -DWITH_CURL=ON >/dev/null
+  ninja -C "$tmp/cmc" >/dev/null
+  LD_LIBRARY_PATH="$libdir" "$tmp/cmc/consumer_curl" | grep -qx "curl bridge"
+  echo "ok: cio-curl.pc and cio::curl consumers"
+fi
 echo "ok: pkg-config, C++ and find_package(cio) consumers"

@@ -1,0 +1,3 @@
+module ciobench/peers/go_http
+
+go 1.19
