@@ -25,5 +25,8 @@
 #include "cio/queue.h"
 #include "cio/io.h"
 #include "cio/executor.h"
+#include "cio/signal.h"
+#include "cio/runner.h"
+#include "cio/process.h"
 
 #endif

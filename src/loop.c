@@ -165,6 +165,8 @@ int cio_loop_close(cio_loop *loop) {
     discard_node(&heap[i].t->cb);
   }
   if (loop->abandon_tasks) loop->abandon_tasks(loop);
+  if (loop->procs_close) loop->procs_close(loop);
+  if (loop->sigs_close) loop->sigs_close(loop);
   if (loop->io_close) loop->io_close(loop);
   if (loop->default_executor_shutdown) loop->default_executor_shutdown(loop, false);
   cio__stack_pool_destroy(&loop->stacks);
