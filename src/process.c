@@ -23,6 +23,7 @@
 
 #include "cio/io.h"
 #include "cio/process.h"
+#include "cio/stream.h"
 #include "sigs.h"
 #include "task.h"
 
@@ -184,6 +185,10 @@ static void procs_close(cio_loop *loop) {
 static bool proc_ok(const struct cio_process *p) { return p && p->magic == PROC_MAGIC; }
 
 static void close_end(struct cio_process *p, int i) {
+  if (p->streams[i]) {
+    cio_stream_free(p->streams[i]);
+    p->streams[i] = NULL;
+  }
   if (p->fds[i] < 0) return;
   cio_loop *running = cio__running_loop;
   if (running)
@@ -545,9 +550,15 @@ int cio_subprocess_shell(const char *cmd, const cio_process_options *opts, cio_p
 
 /* ---- pipes and communicate ---------------------------------------------------------------- */
 
+/* The parent's pipe ends become streams (the stream owns the fd). */
 int cio__process_make_streams(struct cio_process *p, const cio_process_options *o) {
-  (void)p;
-  (void)o;
+  cio_stream_opts so = {.limit = o->limit};
+  for (int i = 0; i < 3; i++) {
+    if (p->fds[i] < 0) continue;
+    int rc = cio_stream_from_fd(p->fds[i], &so, &p->streams[i]);
+    if (rc < 0) return rc;
+    p->fds[i] = -1;
+  }
   return 0;
 }
 
@@ -555,70 +566,30 @@ cio_stream *cio_process_stdin(cio_process *p) { return proc_ok(p) ? p->streams[0
 cio_stream *cio_process_stdout(cio_process *p) { return proc_ok(p) ? p->streams[1] : NULL; }
 cio_stream *cio_process_stderr(cio_process *p) { return proc_ok(p) ? p->streams[2] : NULL; }
 
-/* Write all of buf to the stdin pipe, then close it. A reader that went away
- * is not an error. */
+/* asyncio's _feed_stdin: write, drain, close. A reader that went away is
+ * not an error. Written in slices so that a large input is not copied into
+ * the stream's queue at once. */
 static int feed(struct cio_process *p, const char *buf, size_t len) {
-  int fd = p->fds[0];
-  size_t off = 0;
+  cio_stream *s = p->streams[0];
   int rc = 0;
-  while (off < len) {
-    ssize_t n = write(fd, buf + off, len - off);
-    if (n > 0) {
-      off += (size_t)n;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
-      rc = cio_wait_writable(fd);
-      if (rc < 0) break;
-      continue;
-    }
-    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) break;
-    rc = cio__fail(-errno, "cio_process_communicate: writing to the stdin of '%s': %s", p->name,
-                   strerror(errno));
-    break;
+  for (size_t off = 0; off < len && rc == 0;) {
+    size_t n = len - off < 256 * 1024 ? len - off : 256 * 1024;
+    rc = cio_stream_write(s, buf + off, n);
+    if (rc == 0) rc = cio_stream_drain(s);
+    off += n;
   }
-  if (rc != -ECANCELED) close_end(p, 0);
+  if (rc == -EPIPE || rc == -ECONNRESET) rc = 0;
+  if (rc != -ECANCELED) cio_stream_close(s);
   return rc;
 }
 
 struct sink {
   char *buf;
-  size_t len, cap;
+  size_t len;
 };
 
 static int drain_pipe(struct cio_process *p, int i, struct sink *s) {
-  int fd = p->fds[i];
-  for (;;) {
-    if (s->cap - s->len < 65536) {
-      size_t cap = s->cap ? s->cap * 2 : 65536;
-      char *nb = realloc(s->buf, cap + 1);
-      if (!nb) return cio__fail_static(-ENOMEM, "cio_process_communicate: out of memory");
-      s->buf = nb;
-      s->cap = cap;
-    }
-    ssize_t n = read(fd, s->buf + s->len, s->cap - s->len);
-    if (n > 0) {
-      s->len += (size_t)n;
-      continue;
-    }
-    if (n == 0) break;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) {
-      int rc = cio_wait_readable(fd);
-      if (rc < 0) return rc;
-      continue;
-    }
-    return cio__fail(-errno, "cio_process_communicate: reading from '%s': %s", p->name,
-                     strerror(errno));
-  }
-  if (!s->buf) {
-    s->buf = malloc(1);
-    if (!s->buf) return cio__fail_static(-ENOMEM, "cio_process_communicate: out of memory");
-  }
-  s->buf[s->len] = 0;
-  close_end(p, i);
-  return 0;
+  return cio_stream_read_all(p->streams[i], &s->buf, &s->len);
 }
 
 struct comm {
@@ -668,17 +639,17 @@ int cio_process_communicate(cio_process *p, const void *input, size_t len, char 
   cio_task *tin = NULL, *terr = NULL;
   int rc = 0;
   /* stdin and stderr in helper tasks, stdout here (asyncio gathers three). */
-  if (p->fds[0] >= 0) {
+  if (p->streams[0]) {
     if (len == 0) {
-      close_end(p, 0);
+      cio_stream_close(p->streams[0]);
     } else if (!(tin = cio_create_task(feed_task, &c, &(cio_task_options){.name = "communicate-stdin"}))) {
       rc = cio_errcode();
     }
   }
-  if (rc == 0 && p->fds[2] >= 0 &&
+  if (rc == 0 && p->streams[2] &&
       !(terr = cio_create_task(err_task, &c, &(cio_task_options){.name = "communicate-stderr"})))
     rc = cio_errcode();
-  if (rc == 0 && p->fds[1] >= 0) rc = drain_pipe(p, 1, &o);
+  if (rc == 0 && p->streams[1]) rc = drain_pipe(p, 1, &o);
   int r1 = join(tin, rc < 0), r2 = join(terr, rc < 0);
   if (rc == 0) rc = r1 < 0 ? r1 : r2;
   if (rc == 0) rc = cio_process_wait(p, NULL);

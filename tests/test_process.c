@@ -269,6 +269,60 @@ static void test_communicate(void **state) {
   assert_true(no_children());
 }
 
+/* ---- PIPE ends are streams ------------------------------------------------------- */
+
+static int streams_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  cio_process *p;
+  const char *line;
+  cio_process_options o = {.out = {CIO_STDIO_PIPE}};
+  assert_code(cio_subprocess_shell("echo one; echo two", &o, &p), 0);
+  assert_null(cio_process_stdin(p));
+  assert_null(cio_process_stderr(p));
+  cio_stream *out = cio_process_stdout(p);
+  assert_int_equal(cio_stream_readline(out, &line), 4);
+  assert_memory_equal(line, "one\n", 4);
+  assert_int_equal(cio_stream_readline(out, &line), 4);
+  assert_memory_equal(line, "two\n", 4);
+  assert_int_equal(cio_stream_readline(out, &line), 0);
+  int code;
+  assert_code(cio_process_wait(p, &code), 0);
+  assert_int_equal(code, 0);
+  cio_process_free(p);
+  /* a conversation with cat */
+  o.in.mode = CIO_STDIO_PIPE;
+  assert_code(cio_subprocess_exec(ARGV("cat"), &o, &p), 0);
+  for (int i = 0; i < 100; i++) {
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "line %d\n", i);
+    assert_code(cio_stream_write(cio_process_stdin(p), msg, (size_t)n), 0);
+    assert_code(cio_stream_drain(cio_process_stdin(p)), 0);
+    assert_int_equal(cio_stream_readline(cio_process_stdout(p), &line), n);
+    assert_memory_equal(line, msg, (size_t)n);
+  }
+  assert_code(cio_stream_close(cio_process_stdin(p)), 0);
+  assert_int_equal(cio_stream_readline(cio_process_stdout(p), &line), 0);
+  assert_code(cio_process_wait(p, &code), 0);
+  assert_int_equal(code, 0);
+  cio_process_free(p);
+  /* a read with a timeout; then a child killed while we read */
+  assert_code(cio_subprocess_exec(ARGV("sleep", "5"), &o, &p), 0);
+  assert_code((int)cio_stream_readline_timeout(cio_process_stdout(p), &line, 0.05), -ETIMEDOUT);
+  cio_process_kill(p);
+  assert_int_equal(cio_stream_readline(cio_process_stdout(p), &line), 0);
+  assert_code(cio_process_wait(p, &code), 0);
+  assert_int_equal(code, -SIGKILL);
+  cio_process_free(p);
+  return 0;
+}
+
+static void test_pipe_streams(void **state) {
+  (void)state;
+  run_real(streams_main, NULL);
+  assert_true(no_children());
+}
+
 /* ---- environment, cwd, fds, signals in the child ------------------------------------ */
 
 static char *run_capture(const char *cmd, cio_process_options *o) {
@@ -576,6 +630,7 @@ int main(void) {
       cmocka_unit_test(test_fd_exhaustion),
       cmocka_unit_test(test_communicate_100mb_through_cat),
       cmocka_unit_test(test_communicate),
+      cmocka_unit_test(test_pipe_streams),
       cmocka_unit_test(test_child_environment),
       cmocka_unit_test(test_thousand_children),
       cmocka_unit_test(test_sigchld_fallback),

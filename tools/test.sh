@@ -19,7 +19,7 @@ case $flavour in
             # The tests where threads meet: cross-thread calls, loops in
             # threads, the executor. (TSan caps fibers+threads at 8128, so
             # the 10,000-task tests cannot run under it.)
-            filter="-R test_(loop|executor|io|sock)" ;;
+            filter="-R test_(loop|executor|io|sock|signal|process|runner)" ;;
   clang)    dir=build-clang;    opts="-DCIO_WERROR=ON"; export CC=clang ;;
   arm64)    dir=build-arm64;    opts="-DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCIO_BUILD_BENCH=OFF"
             # For the assembly switch and the layers on it. The I/O layer's
