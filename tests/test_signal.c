@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cio_test.h"
+#include "error.h" /* cio__thread_slot: a thread's last message, freed by hand here */
 
 static int hits;
 static cio_event got;
@@ -45,7 +46,9 @@ static void test_refused(void **state) {
 
 static void *add_from_thread(void *arg) {
   cio_loop *loop = arg;
-  return (void *)(intptr_t)cio_add_signal_handler(loop, SIGUSR2, on_usr1, NULL);
+  int rc = cio_add_signal_handler(loop, SIGUSR2, on_usr1, NULL);
+  cio__errslot_clear(&cio__thread_slot);
+  return (void *)(intptr_t)rc;
 }
 
 static void test_main_thread_only(void **state) {
