@@ -451,6 +451,14 @@ static int many_main(void *arg, void **result) {
 
 static void test_thousand_children(void **state) {
   (void)state;
+  /* 1,000 children with a pipe and a pidfd each need ~2,000 fds: raise the
+   * soft limit (often 1,024) towards the hard one. */
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < 4096) {
+    rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   int fds = count_fds();
   run_real(many_main, (void *)(intptr_t)1000);
   assert_true(no_children());

@@ -267,6 +267,11 @@ static void test_second_ctrl_c_stops_waiting(void **state) {
 
 static void test_second_ctrl_c_in_busy_task_kills(void **state) {
   (void)state;
+#if defined(__SANITIZE_THREAD__)
+  /* TSan delivers signals only at its interceptors, which a busy loop never
+   * reaches: the handler would never run. */
+  skip();
+#endif
   char out[512];
   int st = run_child("spin", 2, 100, out, sizeof out);
   assert_true(WIFSIGNALED(st));
