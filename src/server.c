@@ -136,8 +136,8 @@ static size_t interleave(struct addrinfo *res, const struct addrinfo **out, size
 
 /* Try the addresses: one after another (delay 0), or staggered by delay
  * with the first connection winning. Returns the fd or an error. */
-static int connect_addrs(struct addrinfo *res, double delay, const char *host, const char *port,
-                         const char *who) {
+int cio__connect_addrs(struct addrinfo *res, double delay, const char *host, const char *port,
+                       const char *who) {
   const struct addrinfo *list[128];
   size_t n = 0;
   if (delay > 0) {
@@ -240,7 +240,7 @@ static int open_tcp(struct open_args *a) {
   struct addrinfo *res;
   int rc = cio_getaddrinfo(a->host, a->port, &hints, &res);
   if (rc < 0) return rc;
-  int fd = connect_addrs(res, a->delay, a->host, a->port, who);
+  int fd = cio__connect_addrs(res, a->delay, a->host, a->port, who);
   freeaddrinfo(res);
   if (fd < 0) return fd;
   return finish_open(fd, a->opts, a->host, a->out);
@@ -325,6 +325,7 @@ struct cio_server {
   struct conn *head;
   size_t nconns;
   size_t tasks;     /* acceptors and connections still running */
+  bool is_unix;
   bool serving;
   bool closed;
   bool freed;
@@ -418,8 +419,10 @@ static int acceptor_main(void *arg, void **result) {
       report(srv, cio_current_task(), rc, "cannot start a connection (cio_start_server)");
       continue;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on Unix */
+    if (!srv->is_unix) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as asyncio */
+    }
     c->next = srv->head;
     if (srv->head) srv->head->prev = c;
     srv->head = c;
@@ -438,7 +441,9 @@ static void stop_listening(cio_server *srv) {
       srv->acc[i].fd = -1;
     }
     if (srv->acc[i].task) {
-      cio_task_cancel(srv->acc[i].task, NULL);
+      /* Not cancelled: closing the fd wakes it with -EBADF (a cancel on top
+       * would leave that error unretrieved), and an acceptor in a back-off
+       * sleep finds its fd gone when it wakes. */
       cio_task_unref(srv->acc[i].task);
       srv->acc[i].task = NULL;
     }
@@ -576,6 +581,7 @@ int cio_start_unix_server(cio_stream_handler handler, void *arg, const char *pat
     return fd;
   }
   srv->acc[srv->nfds++].fd = fd;
+  srv->is_unix = true;
   srv->unix_path = strdup(path);
   if (!srv->unix_path) {
     srv_discard(srv);

@@ -87,4 +87,12 @@ int cio__stream_flush(cio_stream *s);
 int cio__stream_fill_opts(cio_stream_opts *o, const cio_stream_opts *in, const char *who);
 void cio__stream_set_opts(cio_stream *s, const cio_stream_opts *o);
 
+/* open_connection's connecting step (exposed for the tests): try the
+ * addresses of res in order, staggered by delay (happy eyeballs) when delay
+ * > 0. Returns the connected fd or the last error (host, port and who only
+ * name things in the message). Suspends. */
+struct addrinfo;
+int cio__connect_addrs(struct addrinfo *res, double delay, const char *host, const char *port,
+                       const char *who);
+
 #endif

@@ -270,7 +270,8 @@ size_t cio_stream_limit(const cio_stream *s);
  * (buf NULL with n > 0), -EPIPE (after write_eof or close), -EBADF (s cannot
  * write: a read-only pipe), the error that broke the connection earlier
  * (-EPIPE, -ECONNRESET, ...; the bytes are dropped), -ENOMEM (nothing was
- * queued), CIO_ENOTRUNNING (no loop has used the stream and none runs in
+ * queued; if the kernel had already taken part of the bytes, the stream is
+ * cut and later writes and drains return -ENOMEM too), CIO_ENOTRUNNING (no loop has used the stream and none runs in
  * this thread). Callable outside a task (the stream's loop flushes). */
 int cio_stream_write(cio_stream *s, const void *buf, size_t n);
 
