@@ -25,8 +25,9 @@ case $flavour in
             # For the assembly switch and the layers on it. The I/O layer's
             # tests need threads and live sockets, which qemu-user does not
             # run reliably (a plain pthread_create hangs on recent kernels);
-            # that layer has no architecture-specific code.
-            filter="-E (test_(executor|io|sock|stream|server)|example_streams_hello)"
+            # that layer has no architecture-specific code. Nor do signals,
+            # processes and the Runner (qemu-user emulates vfork and signals).
+            filter="-E (test_(executor|io|sock|stream|server|signal|process|runner)|example_(streams_hello|subprocess_shell))"
             sh tools/deps.sh arm64 ;;
   *) echo "usage: tools/test.sh [asan|ucontext|tsan|clang|arm64]" >&2; exit 2 ;;
 esac

@@ -157,14 +157,23 @@ CIO_NODISCARD int cio_process_communicate(cio_process *p, const void *input, siz
  * asyncio). Does not suspend. Returns 0, -EINVAL (NULL, bad signal number),
  * -EPERM. */
 int cio_process_send_signal(cio_process *p, int signo);
-/* send_signal(SIGTERM) / send_signal(SIGKILL). */
+/* Process.terminate: cio_process_send_signal(p, SIGTERM). Returns as it. */
 int cio_process_terminate(cio_process *p);
+
+/* Process.kill: cio_process_send_signal(p, SIGKILL). Returns as it. */
 int cio_process_kill(cio_process *p);
 
-/* The stdin / stdout / stderr pipe stream of the child (owned by the process
- * object), or NULL when that stream is not CIO_STDIO_PIPE or p is NULL. */
+/* Process.stdin: the write end of the child's stdin pipe as a stream (owned
+ * by the process object; write, drain, close), or NULL when in is not
+ * CIO_STDIO_PIPE or p is NULL. Does not suspend. */
 cio_stream *cio_process_stdin(cio_process *p);
+
+/* Process.stdout: the read end of the child's stdout pipe as a stream
+ * (owned by the process object; readline, read, ...), or NULL when out is
+ * not CIO_STDIO_PIPE or p is NULL. Does not suspend. */
 cio_stream *cio_process_stdout(cio_process *p);
+
+/* Process.stderr: as cio_process_stdout, for stderr. */
 cio_stream *cio_process_stderr(cio_process *p);
 
 /* Release the process object: frees its pipe streams and, if the child is
