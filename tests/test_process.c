@@ -609,7 +609,10 @@ static cio_process *kept;
 static int start_and_leave(void *arg, void **result) {
   (void)arg;
   (void)result;
-  return cio_subprocess_exec(ARGV("sleep", "10"), NULL, &kept);
+  cio_process_options o = {.in = {CIO_STDIO_PIPE}, .out = {CIO_STDIO_PIPE}};
+  int rc = cio_subprocess_exec(ARGV("sleep", "10"), &o, &kept);
+  if (rc == 0) rc = cio_stream_write(cio_process_stdin(kept), "queued", 6);
+  return rc;
 }
 
 static void test_loop_close_kills_children(void **state) {

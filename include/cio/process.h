@@ -179,7 +179,8 @@ cio_stream *cio_process_stderr(cio_process *p);
 /* Release the process object: frees its pipe streams and, if the child is
  * still running, kills it (SIGKILL; the loop reaps it). Call it from the
  * loop's thread (a task or callback), or after the loop closed. Returns 0,
- * -EINVAL for NULL, CIO_EDOUBLEFREE for a second release. */
+ * -EINVAL for NULL, CIO_EDOUBLEFREE for a second release where detectable
+ * (while the loop still watches the child). */
 int cio_process_free(cio_process *p);
 
 #ifdef __cplusplus

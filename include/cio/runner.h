@@ -72,8 +72,9 @@ cio_loop *cio_runner_get_loop(cio_runner *r);
  * the runner's running loop). Blocks while the cancelled tasks finish. */
 int cio_runner_close(cio_runner *r);
 
-/* Close (if needed) and free the runner. NULL is a no-op. Returns 0 or
- * CIO_ERUNNING (from inside its running loop: nothing is freed). */
+/* Close (if needed) and free the runner. NULL is a no-op. Returns 0,
+ * -EINVAL (not a live runner), or CIO_ERUNNING (from inside its running
+ * loop: nothing is freed). */
 int cio_runner_free(cio_runner *r);
 
 #ifdef __cplusplus
