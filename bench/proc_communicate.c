@@ -14,7 +14,7 @@ static int main_task(void *arg, void **result) {
   if (!in) return -ENOMEM;
   memset(in, 'x', n);
   const char *argv[] = {"cat", NULL};
-  cio_process_options o = {.in = {CIO_STDIO_PIPE}, .out = {CIO_STDIO_PIPE}};
+  cio_process_options o = {.in = CIO_PIPE, .out = CIO_PIPE};
   double best = 0;
   for (int round = 0; round < 3; round++) {
     cio_process *p;

@@ -15,7 +15,7 @@ static int list(void *arg, void **result) {
   (void)result;
   const char *path = arg;
   const char *argv[] = {"ls", "-l", path, NULL};
-  cio_process_options opts = {.out = {CIO_STDIO_PIPE}};
+  cio_process_options opts = {.out = CIO_PIPE};
   cio_process *proc;
   int rc = cio_subprocess_exec(argv, &opts, &proc);
   if (rc < 0) return rc; /* e.g. -ENOENT: "cannot run 'ls': ..." */

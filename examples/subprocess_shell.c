@@ -20,7 +20,7 @@
 static int run(void *arg, void **result) {
   (void)result;
   const char *cmd = arg;
-  cio_process_options opts = {.out = {CIO_STDIO_PIPE}, .err = {CIO_STDIO_PIPE}};
+  cio_process_options opts = {.out = CIO_PIPE, .err = CIO_PIPE};
   cio_process *proc;
   int rc = cio_subprocess_shell(cmd, &opts, &proc);
   if (rc < 0) return rc;

@@ -86,7 +86,7 @@ static int bad_input_main(void *arg, void **result) {
   (void)result;
   cio_process *p = (cio_process *)1;
   int fds = count_fds();
-  cio_process_options o = {.out = {CIO_STDIO_PIPE}, .err = {CIO_STDIO_PIPE}, .in = {CIO_STDIO_PIPE}};
+  cio_process_options o = {.out = CIO_PIPE, .err = CIO_PIPE, .in = CIO_PIPE};
   assert_code(cio_subprocess_exec(ARGV("/nonexistent/prog"), &o, &p), -ENOENT);
   assert_null(p);
   assert_non_null(strstr(cio_errmsg(), "/nonexistent/prog"));
@@ -99,9 +99,9 @@ static int bad_input_main(void *arg, void **result) {
   assert_int_equal(count_fds(), fds); /* nothing left open */
   assert_code(cio_subprocess_exec(NULL, NULL, &p), -EINVAL);
   assert_code(cio_subprocess_exec(ARGV("true"), NULL, NULL), -EINVAL);
-  assert_code(cio_subprocess_exec(ARGV("true"), &(cio_process_options){.out = {CIO_STDIO_STDOUT}}, &p),
+  assert_code(cio_subprocess_exec(ARGV("true"), &(cio_process_options){.out = CIO_STDOUT}, &p),
               -EINVAL);
-  assert_code(cio_subprocess_exec(ARGV("true"), &(cio_process_options){.out = {CIO_STDIO_FD, 999}}, &p),
+  assert_code(cio_subprocess_exec(ARGV("true"), &(cio_process_options){.out = CIO_FD(999)}, &p),
               -EBADF);
   assert_code(cio_subprocess_exec(ARGV("true"), &(cio_process_options){.pass_fds = (int[]){1}, .npass_fds = 1}, &p),
               -EINVAL);
@@ -133,7 +133,7 @@ static int fd_exhaustion_main(void *arg, void **result) {
   struct rlimit old, low;
   getrlimit(RLIMIT_NOFILE, &old);
   int fds = count_fds();
-  cio_process_options o = {.in = {CIO_STDIO_PIPE}, .out = {CIO_STDIO_PIPE}, .err = {CIO_STDIO_PIPE}};
+  cio_process_options o = {.in = CIO_PIPE, .out = CIO_PIPE, .err = CIO_PIPE};
   for (int room = 0; room < 6; room++) {
     low = old;
     low.rlim_cur = (rlim_t)(fds + 64);
@@ -173,7 +173,7 @@ static int big_main(void *arg, void **result) {
   unsigned char *in = malloc(n);
   for (size_t i = 0; i < n; i++) in[i] = (unsigned char)(i * 2654435761u >> 13);
   cio_process *p;
-  cio_process_options o = {.in = {CIO_STDIO_PIPE}, .out = {CIO_STDIO_PIPE}, .err = {CIO_STDIO_PIPE}};
+  cio_process_options o = {.in = CIO_PIPE, .out = CIO_PIPE, .err = CIO_PIPE};
   assert_code(cio_subprocess_exec(ARGV("cat"), &o, &p), 0);
   char *out, *err;
   size_t olen, elen;
@@ -202,7 +202,7 @@ static int comm_main(void *arg, void **result) {
   cio_process *p;
   char *out, *err;
   size_t olen, elen;
-  cio_process_options o = {.out = {CIO_STDIO_PIPE}, .err = {CIO_STDIO_PIPE}};
+  cio_process_options o = {.out = CIO_PIPE, .err = CIO_PIPE};
   assert_code(cio_subprocess_shell("echo out; echo err >&2; exit 3", &o, &p), 0);
   assert_code(cio_process_communicate(p, NULL, 0, &out, &olen, &err, &elen), 0);
   assert_string_equal(out, "out\n");
@@ -222,7 +222,7 @@ static int comm_main(void *arg, void **result) {
   free(out);
   cio_process_free(p);
   /* sort reads all of stdin before writing */
-  o = (cio_process_options){.in = {CIO_STDIO_PIPE}, .out = {CIO_STDIO_PIPE}};
+  o = (cio_process_options){.in = CIO_PIPE, .out = CIO_PIPE};
   assert_code(cio_subprocess_exec(ARGV("sort"), &o, &p), 0);
   assert_code(cio_process_communicate(p, "b\nc\na\n", 6, &out, &olen, NULL, NULL), 0);
   assert_string_equal(out, "a\nb\nc\n");
@@ -244,7 +244,7 @@ static int comm_main(void *arg, void **result) {
   free(out);
   cio_process_free(p);
   /* yes never stops on its own: stdout DEVNULL, kill it */
-  assert_code(cio_subprocess_exec(ARGV("yes"), &(cio_process_options){.out = {CIO_STDIO_DEVNULL}}, &p), 0);
+  assert_code(cio_subprocess_exec(ARGV("yes"), &(cio_process_options){.out = CIO_DEVNULL}, &p), 0);
   assert_code(cio_sleep(0.01), 0);
   cio_process_kill(p);
   int code2;
@@ -252,7 +252,7 @@ static int comm_main(void *arg, void **result) {
   assert_int_equal(code2, -SIGKILL);
   cio_process_free(p);
   /* a child that keeps running after closing stdout */
-  o = (cio_process_options){.out = {CIO_STDIO_PIPE}};
+  o = (cio_process_options){.out = CIO_PIPE};
   assert_code(cio_subprocess_shell("echo x; exec >&-; sleep 0.2; exit 4", &o, &p), 0);
   assert_code(cio_process_communicate(p, NULL, 0, &out, &olen, NULL, NULL), 0);
   assert_string_equal(out, "x\n");
@@ -276,7 +276,7 @@ static int streams_main(void *arg, void **result) {
   (void)result;
   cio_process *p;
   const char *line;
-  cio_process_options o = {.out = {CIO_STDIO_PIPE}};
+  cio_process_options o = {.out = CIO_PIPE};
   assert_code(cio_subprocess_shell("echo one; echo two", &o, &p), 0);
   assert_null(cio_process_stdin(p));
   assert_null(cio_process_stderr(p));
@@ -392,7 +392,7 @@ static int child_env_main(void *arg, void **result) {
   assert_int_equal(cio_remove_signal_handler(loop, SIGUSR1), 1);
   /* new session / process group */
   cio_process *p;
-  cio_process_options o = {.out = {CIO_STDIO_PIPE}, .start_new_session = true};
+  cio_process_options o = {.out = CIO_PIPE, .start_new_session = true};
   assert_code(cio_subprocess_shell("cut -d' ' -f5,6 /proc/$$/stat", &o, &p), 0);
   char *out;
   assert_code(cio_process_communicate(p, NULL, 0, &out, NULL, NULL, NULL), 0);
@@ -400,7 +400,7 @@ static int child_env_main(void *arg, void **result) {
   assert_string_equal(out, cmd);
   free(out);
   cio_process_free(p);
-  o = (cio_process_options){.out = {CIO_STDIO_PIPE}, .new_process_group = true};
+  o = (cio_process_options){.out = CIO_PIPE, .new_process_group = true};
   assert_code(cio_subprocess_shell("cut -d' ' -f5,6 /proc/$$/stat", &o, &p), 0);
   assert_code(cio_process_communicate(p, NULL, 0, &out, NULL, NULL, NULL), 0);
   int pgrp, sid;
@@ -412,8 +412,8 @@ static int child_env_main(void *arg, void **result) {
   /* an fd of the caller's, and DEVNULL */
   int fpipe[2];
   assert_int_equal(pipe(fpipe), 0);
-  assert_code(cio_subprocess_shell("echo to-fd; cat", &(cio_process_options){.out = {CIO_STDIO_FD, fpipe[1]},
-                                                                      .in = {CIO_STDIO_DEVNULL}}, &p), 0);
+  assert_code(cio_subprocess_shell("echo to-fd; cat", &(cio_process_options){.out = CIO_FD(fpipe[1]),
+                                                                      .in = CIO_DEVNULL}, &p), 0);
   int code;
   assert_code(cio_process_wait(p, &code), 0);
   assert_int_equal(code, 0);
@@ -438,7 +438,7 @@ static int many_main(void *arg, void **result) {
   int n = (int)(intptr_t)arg;
   cio_process **ps = calloc((size_t)n, sizeof *ps);
   for (int i = 0; i < n; i++)
-    assert_code(cio_subprocess_exec(ARGV("sleep", "0.2"), &(cio_process_options){.out = {CIO_STDIO_PIPE}}, &ps[i]), 0);
+    assert_code(cio_subprocess_exec(ARGV("sleep", "0.2"), &(cio_process_options){.out = CIO_PIPE}, &ps[i]), 0);
   for (int i = 0; i < n; i++) {
     int code;
     assert_code(cio_process_wait(ps[i], &code), 0);
@@ -547,7 +547,7 @@ static int cancel_comm_main(void *arg, void **result) {
   int completed = 0;
   for (int k = 0; k < 100000 && !completed; k += k < 64 ? 1 : k / 8) {
     struct comm_case c = {.in = in, .n = n, .rc = 1};
-    cio_process_options o = {.in = {CIO_STDIO_PIPE}, .out = {CIO_STDIO_PIPE}, .err = {CIO_STDIO_PIPE}};
+    cio_process_options o = {.in = CIO_PIPE, .out = CIO_PIPE, .err = CIO_PIPE};
     assert_code(cio_subprocess_exec(ARGV("cat"), &o, &c.p), 0);
     cio_task *t = cio_create_task(communicator, &c, NULL);
     for (int i = 0; i < k; i++) (void)!cio_yield();
@@ -609,7 +609,7 @@ static cio_process *kept;
 static int start_and_leave(void *arg, void **result) {
   (void)arg;
   (void)result;
-  cio_process_options o = {.in = {CIO_STDIO_PIPE}, .out = {CIO_STDIO_PIPE}};
+  cio_process_options o = {.in = CIO_PIPE, .out = CIO_PIPE};
   int rc = cio_subprocess_exec(ARGV("sleep", "10"), &o, &kept);
   if (rc == 0) rc = cio_stream_write(cio_process_stdin(kept), "queued", 6);
   return rc;

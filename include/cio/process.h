@@ -2,7 +2,7 @@
  * asyncio.subprocess.Process).
  *
  *   proc = await create_subprocess_exec('ls', '-l', stdout=PIPE)
- *       cio_process_options o = {.out = {CIO_STDIO_PIPE}};
+ *       cio_process_options o = {.out = CIO_PIPE};
  *       cio_subprocess_exec((const char *[]){"ls", "-l", NULL}, &o, &proc);
  *   line = await proc.stdout.readline()  cio_stream_readline(cio_process_stdout(proc), &line)
  *   out, err = await proc.communicate(b"input")
@@ -86,6 +86,15 @@ typedef struct cio_stdio {
   cio_stdio_mode mode;
   int fd; /* for CIO_STDIO_FD */
 } cio_stdio;
+
+/* Shorthands for the fields below, as asyncio spells them:
+ *   cio_process_options o = {.out = CIO_PIPE, .err = CIO_STDOUT};
+ * (compound literals: for options in automatic storage). */
+#define CIO_PIPE ((cio_stdio){.mode = CIO_STDIO_PIPE, .fd = -1})
+#define CIO_DEVNULL ((cio_stdio){.mode = CIO_STDIO_DEVNULL, .fd = -1})
+#define CIO_STDOUT ((cio_stdio){.mode = CIO_STDIO_STDOUT, .fd = -1})
+#define CIO_INHERIT ((cio_stdio){.mode = CIO_STDIO_INHERIT, .fd = -1})
+#define CIO_FD(n) ((cio_stdio){.mode = CIO_STDIO_FD, .fd = (n)})
 
 /* Zero = asyncio's defaults: inherit everything, same cwd and environment. */
 typedef struct cio_process_options {
