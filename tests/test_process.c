@@ -501,6 +501,12 @@ static int cancel_wait_main(void *arg, void **result) {
   assert_code(cio_await(a, NULL), -ECANCELED);
   assert_int_equal(kill(cio_process_pid(shared), 0), 0); /* still running */
   assert_false(cio_process_returncode(shared, NULL));
+  /* a wait under a timeout scope: -ETIMEDOUT, the child still runs */
+  cio_timeout to = {0};
+  int rc = 0;
+  CIO_WITH_TIMEOUT(&to, 0.02, rc) { rc = cio_process_wait(shared, NULL); }
+  assert_code(rc, -ETIMEDOUT);
+  assert_int_equal(kill(cio_process_pid(shared), 0), 0);
   assert_code(cio_await(b, NULL), 0);
   int code;
   assert_true(cio_process_returncode(shared, &code));
