@@ -306,6 +306,17 @@ static int streams_main(void *arg, void **result) {
   assert_code(cio_process_wait(p, &code), 0);
   assert_int_equal(code, 0);
   cio_process_free(p);
+  /* writing to a child that has exited: -EPIPE, never SIGPIPE */
+  o = (cio_process_options){.in = CIO_PIPE};
+  assert_code(cio_subprocess_exec(ARGV("true"), &o, &p), 0);
+  assert_code(cio_process_wait(p, &code), 0);
+  int wrc = cio_stream_write(cio_process_stdin(p), "x", 1);
+  if (wrc == 0) wrc = cio_stream_drain(cio_process_stdin(p));
+  assert_code(wrc, -EPIPE);
+  assert_code(cio_process_send_signal(p, -1), -EINVAL);
+  assert_code(cio_process_send_signal(p, 9999), -EINVAL);
+  cio_process_free(p);
+  o.out = CIO_PIPE;
   /* a read with a timeout; then a child killed while we read */
   assert_code(cio_subprocess_exec(ARGV("sleep", "5"), &o, &p), 0);
   assert_code((int)cio_stream_readline_timeout(cio_process_stdout(p), &line, 0.05), -ETIMEDOUT);
