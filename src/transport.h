@@ -14,6 +14,14 @@
  * tls_handshake_timeout) and installs the transport with
  * cio__stream_set_transport. Built without TLS it returns -ENOTSUP.
  *
+ * Closing: after the queue is flushed, cio_stream_write_eof and
+ * cio_stream_close call ops->write_eof once (TLS: close_notify); -EAGAIN
+ * with *want is retried when the fd is ready, as the flush is, and
+ * cio_stream_close on a transport stream is bounded by
+ * opts.tls_shutdown_timeout, after which the fd is closed anyway. The
+ * stream does not wait for the peer's close_notify. ops->destroy is called
+ * by cio_stream_free.
+ *
  * Waiting for the other direction: a transport read may want CIO__POLL_OUT
  * and a write CIO__POLL_IN (renegotiation, key updates). The stream handles
  * both: when the fd's slot for that direction is held by the stream's own
