@@ -21,7 +21,7 @@
  *    does: Ctrl-C cancels the main task, its cleanup runs, and cio_run
  *    returns CIO_EINTERRUPTED (asyncio's KeyboardInterrupt).
  *
- * examples/py/signals.py is the twin; tests/example_signals.sh sends the
+ * examples/py/proc/signals.py is the twin; tests/example_signals.sh sends the
  * signals. */
 #include <cio.h>
 #include <signal.h>

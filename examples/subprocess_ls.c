@@ -7,7 +7,7 @@
  *       print(f'{n}: {line.decode().rstrip()}')
  *   print(f'[ls -l exited with {await proc.wait()}]')
  *
- * Usage: subprocess_ls [directory]   (examples/py/subprocess_ls.py is the twin) */
+ * Usage: subprocess_ls [directory]   (examples/py/proc/subprocess_ls.py is the twin) */
 #include <cio.h>
 #include <stdio.h>
 

@@ -3,7 +3,7 @@
 # cleanly on SIGTERM and on SIGINT (exit 0, the handler's line, then main's
 # cleanup), and without handlers Ctrl-C cancels the main task (its cleanup
 # line) and the program exits 130. With a CPython >= 3.13 at hand
-# (CIO_PYTHON), examples/py/signals.py must print the same lines.
+# (CIO_PYTHON), examples/py/proc/signals.py must print the same lines.
 set -eu
 unset CIO_VIRTUAL_TIME
 bin="$1/signals"
@@ -34,6 +34,6 @@ check "$bin" ctrl-c INT 130 "$head" "pid N: send SIGINT to exit." "main: cancell
 py=${CIO_PYTHON:-}
 CIO_SIGNAL_DELAY=1  # CPython takes longer to reach asyncio.run
 if [ -n "$py" ]; then
-  check "$py $here/../examples/py/signals.py" "" TERM 0 "$head" "pid N: send SIGINT or SIGTERM to exit." "got signal SIGTERM: exit" "main: cancelled, cleaning up"
-  check "$py $here/../examples/py/signals.py" ctrl-c INT 130 "$head" "pid N: send SIGINT to exit." "main: cancelled, cleaning up" "interrupted"
+  check "$py $here/../examples/py/proc/signals.py" "" TERM 0 "$head" "pid N: send SIGINT or SIGTERM to exit." "got signal SIGTERM: exit" "main: cancelled, cleaning up"
+  check "$py $here/../examples/py/proc/signals.py" ctrl-c INT 130 "$head" "pid N: send SIGINT to exit." "main: cancelled, cleaning up" "interrupted"
 fi

@@ -1,5 +1,4 @@
 # The asyncio twin of examples/subprocess_ls.c.
-# cio: real time, no expected output (not run by tests/py/check_traces.py)
 import asyncio
 import sys
 

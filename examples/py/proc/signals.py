@@ -1,5 +1,4 @@
 # The asyncio twin of examples/signals.c: `signals.py` (add_signal_handler,
-# cio: real time, no expected output (not run by tests/py/check_traces.py)
 # the documentation's example with the main task cancelled instead of
 # loop.stop()) or `signals.py ctrl-c` (asyncio.run's own Ctrl-C handling).
 import asyncio
