@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cio/group.h"
 #include "cio/io.h"
 #include "cio/process.h"
 #include "cio/stream.h"
@@ -663,4 +664,24 @@ int cio_process_communicate(cio_process *p, const void *input, size_t len, char 
   if (err) *err = c.err.buf; else free(c.err.buf);
   if (err_len) *err_len = c.err.len;
   return 0;
+}
+
+int cio_process_wait_timeout(cio_process *p, double timeout, int *code) {
+  cio_timeout to;
+  memset(&to, 0, sizeof to);
+  int rc = 0;
+  CIO_WITH_TIMEOUT(&to, timeout, rc) { rc = cio_process_wait(p, code); }
+  return rc;
+}
+
+int cio_process_communicate_timeout(cio_process *p, const void *input, size_t len, char **out,
+                                    size_t *out_len, char **err, size_t *err_len,
+                                    double timeout) {
+  cio_timeout to;
+  memset(&to, 0, sizeof to);
+  int rc = 0;
+  CIO_WITH_TIMEOUT(&to, timeout, rc) {
+    rc = cio_process_communicate(p, input, len, out, out_len, err, err_len);
+  }
+  return rc;
 }

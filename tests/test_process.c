@@ -2,6 +2,7 @@
  * hygiene, cancellation, the SIGCHLD fallback, loop close. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -249,6 +250,17 @@ static int comm_main(void *arg, void **result) {
   cio_process_kill(p);
   int code2;
   assert_code(cio_process_wait(p, &code2), 0);
+  assert_int_equal(code2, -SIGKILL);
+  cio_process_free(p);
+  /* communicate with a deadline: the child keeps running */
+  o = (cio_process_options){.out = CIO_PIPE, .err = CIO_PIPE};
+  assert_code(cio_subprocess_shell("echo partial; sleep 5", &o, &p), 0);
+  assert_code(cio_process_communicate_timeout(p, NULL, 0, &out, &olen, &err, &elen, 0.05),
+              -ETIMEDOUT);
+  assert_null(out);
+  assert_false(cio_process_returncode(p, NULL));
+  cio_process_kill(p);
+  assert_code(cio_process_wait_timeout(p, 5, &code2), 0);
   assert_int_equal(code2, -SIGKILL);
   cio_process_free(p);
   /* a child that keeps running after closing stdout */
@@ -517,6 +529,8 @@ static int cancel_wait_main(void *arg, void **result) {
   int rc = 0;
   CIO_WITH_TIMEOUT(&to, 0.02, rc) { rc = cio_process_wait(shared, NULL); }
   assert_code(rc, -ETIMEDOUT);
+  assert_code(cio_process_wait_timeout(shared, 0.02, NULL), -ETIMEDOUT);
+  assert_code(cio_process_wait_timeout(shared, NAN, NULL), -EINVAL);
   assert_int_equal(kill(cio_process_pid(shared), 0), 0);
   assert_code(cio_await(b, NULL), 0);
   int code;

@@ -144,6 +144,11 @@ bool cio_process_returncode(const cio_process *p, int *code);
  * tasks may wait at once. */
 CIO_NODISCARD int cio_process_wait(cio_process *p, int *code);
 
+/* wait_for(proc.wait(), timeout): cio_process_wait for at most `timeout`
+ * seconds (CIO_NO_TIMEOUT: no limit). Returns as cio_process_wait, and
+ * -ETIMEDOUT (the child keeps running), -EINVAL for a NaN timeout. */
+CIO_NODISCARD int cio_process_wait_timeout(cio_process *p, double timeout, int *code);
+
 /* Process.communicate(input): write len bytes of input (input may be NULL
  * when len is 0) to the child's stdin pipe and close it (always, if stdin is
  * a pipe), while reading its stdout and stderr pipes to their end, then wait
@@ -160,6 +165,14 @@ CIO_NODISCARD int cio_process_wait(cio_process *p, int *code);
 CIO_NODISCARD int cio_process_communicate(cio_process *p, const void *input, size_t len,
                                           char **out, size_t *out_len, char **err,
                                           size_t *err_len);
+
+/* wait_for(proc.communicate(input), timeout): cio_process_communicate for
+ * at most `timeout` seconds (CIO_NO_TIMEOUT: no limit). Returns as it, and
+ * -ETIMEDOUT (the child keeps running; the output read so far is dropped),
+ * -EINVAL for a NaN timeout. */
+CIO_NODISCARD int cio_process_communicate_timeout(cio_process *p, const void *input, size_t len,
+                                                  char **out, size_t *out_len, char **err,
+                                                  size_t *err_len, double timeout);
 
 /* Process.send_signal: send signo to the child (through its pidfd, so never
  * to a recycled pid). Nothing happens once the child has been reaped (as
