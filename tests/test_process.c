@@ -646,6 +646,43 @@ static int start_and_leave(void *arg, void **result) {
   return rc;
 }
 
+static int blocked_reader(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  const char *line;
+  return (int)cio_stream_readline(cio_process_stdout(kept), &line);
+}
+
+static int start_reader_and_leave(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  cio_process_options o = {.out = CIO_PIPE};
+  int rc = cio_subprocess_exec(ARGV("sleep", "10"), &o, &kept);
+  if (rc < 0) return rc;
+  cio_task_detach(cio_create_task(blocked_reader, NULL, NULL));
+  return cio_sleep(0.01); /* the reader is suspended in readline now */
+}
+
+/* The same with a task suspended in a read of the child's stdout when the
+ * loop closes: the task is abandoned (reported), the stream freed, nothing
+ * touches the abandoned frame. */
+static void test_loop_close_with_reader(void **state) {
+  (void)state;
+  cio_loop *loop;
+  assert_code(cio_loop_new(&loop, NULL), 0);
+  cio_loop_set_exception_handler(loop, count_reports, NULL);
+  cio_task *t = cio_loop_create_task(loop, start_reader_and_leave, NULL, NULL);
+  assert_code(cio_loop_run_until_complete(loop, cio_task_future(t)), 0);
+  assert_code(cio_task_result(t, NULL), 0);
+  cio_task_unref(t);
+  reports = 0;
+  assert_code(cio_loop_free(loop), 0);
+  assert_int_equal(reports, 1);
+  assert_true(no_children());
+  assert_null(cio_process_stdout(kept)); /* freed with the loop */
+  assert_code(cio_process_free(kept), 0);
+}
+
 static void test_loop_close_kills_children(void **state) {
   (void)state;
   cio_loop *loop;
@@ -680,6 +717,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_communicate_everywhere),
       cmocka_unit_test(test_free_running_kills_and_reaps),
       cmocka_unit_test(test_loop_close_kills_children),
+      cmocka_unit_test(test_loop_close_with_reader),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,7 +48,9 @@
  *  - a loop that closes with children still running kills them with SIGKILL,
  *    reaps them (blocking briefly) and reports each one to the exception
  *    handler ("child process ... was still running when the event loop
- *    closed").
+ *    closed"); the pipe streams of every process object are freed with the
+ *    loop (cio_process_stdout() then returns NULL); the objects themselves
+ *    stay valid for cio_process_returncode() and cio_process_free().
  *
  * PIPE ends are cio streams (cio/stream.h) owned by the process object: do
  * not free them; cio_process_free does. wait() with stdout/stderr pipes that
