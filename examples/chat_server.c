@@ -10,12 +10,10 @@
  * `nc 127.0.0.1 8888` in two terminals.
  */
 #include <cio.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define QUEUE_BOUND (256 * 1024) /* bytes a client may leave unread */
 
@@ -75,50 +73,48 @@ static int handle_client(cio_stream *s, void *arg) {
   return len == -ECANCELED ? (int)len : 0;
 }
 
-/* SIGTERM / SIGINT: the handler writes one byte to a pipe whose read end is
- * a stream that the main task waits on. */
-static int sig_pipe[2];
+/* SIGTERM / SIGINT: a loop callback (not a signal handler) that records the
+ * signal and wakes the main task. */
+static cio_event stop;
+static const char *stop_signal;
 
-static void on_signal(int sig) {
-  char b = (char)sig;
-  ssize_t r = write(sig_pipe[1], &b, 1);
-  (void)r;
+static void on_signal(void *arg) {
+  stop_signal = arg;
+  cio_event_set(&stop);
 }
 
 static int serve(void *arg, void **result) {
   (void)result;
   char **argv = arg;
-  cio_stream *sig;
-  int rc = cio_stream_from_fd(sig_pipe[0], NULL, &sig);
+  cio_loop *loop = cio_get_running_loop();
+  cio_event_init(&stop);
+  int rc = cio_add_signal_handler(loop, SIGTERM, on_signal, "SIGTERM");
+  if (rc == 0) rc = cio_add_signal_handler(loop, SIGINT, on_signal, "SIGINT");
   if (rc < 0) return rc;
   cio_server *srv;
   rc = cio_start_server(handle_client, NULL, argv[0], argv[1], NULL, &srv);
-  if (rc < 0) {
-    cio_stream_free(sig);
-    return rc;
-  }
+  if (rc < 0) return rc;
   printf("serving on %s:%d\n", argv[0], cio_server_port(srv));
   fflush(stdout);
-  char b;
-  rc = cio_stream_readexactly(sig, &b, 1); /* until a signal arrives */
-  if (rc == 0) printf("signal %d: shutting down, %zu client(s) connected\n", b,
+  rc = cio_event_wait(&stop); /* until a signal arrives */
+  if (rc == 0) printf("%s: shutting down, %zu client(s) connected\n", stop_signal,
                       cio_server_connections(srv));
-  rc = cio_server_shutdown(srv, 5.0);
+  cio_server_close(srv); /* stop accepting */
+  static const char bye_line[] = "* server shutting down, goodbye\n";
+  for (struct client *c = clients; c; c = c->next)
+    if (!cio_stream_is_closing(c->s)) cio_stream_write(c->s, bye_line, sizeof bye_line - 1);
+  cio_server_close_clients(srv); /* after the goodbye is flushed: handlers see EOF */
+  if (cio_server_wait_closed_timeout(srv, 5.0) < 0) rc = cio_server_shutdown(srv, 1.0);
+  else rc = 0;
   printf("bye\n");
   cio_server_free(srv);
-  cio_stream_free(sig);
+  cio_event_destroy(&stop);
   return rc;
 }
 
 int main(int argc, char **argv) {
   char *args[2] = {argc > 1 ? argv[1] : "127.0.0.1", argc > 2 ? argv[2] : "8888"};
-  if (pipe2(sig_pipe, O_CLOEXEC) < 0) return 1;
-  struct sigaction sa = {0};
-  sa.sa_handler = on_signal;
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
   int rc = cio_run(serve, args, NULL);
-  close(sig_pipe[1]);
   if (rc < 0) {
     fprintf(stderr, "chat_server: %s\n", cio_errmsg());
     return 1;

@@ -8,7 +8,9 @@
  * asyncio's Lock, Event, Condition, Semaphore and Barrier, queue.h its
  * Queue, LifoQueue and PriorityQueue; io.h has fd waits, add_reader and
  * the sock_* calls, executor.h the thread pool (run_in_executor, to_thread),
- * stream.h open_connection, start_server and the stream reader/writer.
+ * stream.h open_connection, start_server and the stream reader/writer,
+ * process.h create_subprocess_exec/_shell, signal.h add_signal_handler,
+ * runner.h asyncio.Runner (and what cio_run does on Ctrl-C).
  */
 #ifndef CIO_H
 #define CIO_H
@@ -26,5 +28,8 @@
 #include "cio/debug.h"
 #include "cio/file.h"
 #include "cio/stream.h"
+#include "cio/signal.h"
+#include "cio/runner.h"
+#include "cio/process.h"
 
 #endif

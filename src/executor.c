@@ -17,6 +17,7 @@
  * own thread.
  */
 #include "executor.h"
+#include "sigs.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -302,7 +303,7 @@ static int submit(cio_executor *ex, struct job *j, const char *who) {
   ex->queued++;
   int err = 0;
   if (ex->queued > ex->idle && ex->nthreads < ex->max_threads) {
-    err = pthread_create(&ex->threads[ex->nthreads], NULL, worker, ex);
+    err = cio__thread_create(&ex->threads[ex->nthreads], NULL, worker, ex);
     if (err == 0) {
       ex->nthreads++;
       ex->alive++;

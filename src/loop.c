@@ -324,6 +324,8 @@ int cio_loop_close(cio_loop *loop) {
   }
   cio__debug_loop_close(loop); /* debug.c: stall watch off; debug: uncompleted futures */
   if (loop->abandon_tasks) loop->abandon_tasks(loop);
+  if (loop->procs_close) loop->procs_close(loop);
+  if (loop->sigs_close) loop->sigs_close(loop);
   if (loop->io_close) loop->io_close(loop);
   /* An inherited loop's executor threads live in the parent only: its
    * records are left alone (a small leak in the child, never a hang). */

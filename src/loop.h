@@ -103,6 +103,13 @@ struct cio_loop {
    * abandoned, before the poller is closed). */
   void *io;
   void (*io_close)(cio_loop *loop);
+  /* The process and signal layers' per-loop state, released when the loop
+   * closes (after the pending tasks are abandoned, before io_close): running
+   * children are killed and reaped, signal dispositions restored. */
+  void *procs;
+  void (*procs_close)(cio_loop *loop);
+  void *sigs;
+  void (*sigs_close)(cio_loop *loop);
 
   pthread_mutex_t inbox_lock;
   struct cio__queue inbox;

@@ -1,4 +1,4 @@
-/* Layer 5: tasks, sleeping, task-local values, cio_run. See include/cio/task.h. */
+/* Layer 5: tasks, sleeping, task-local values (cio_run is in runner.c). See include/cio/task.h. */
 #include "task.h"
 #include "debug.h"
 
@@ -640,79 +640,6 @@ int cio_sleep(double delay) {
   cio__timer_stop(loop, &s.timer);
   cio__future_finalize(&s.fut, NULL);
   return rc;
-}
-
-/* ---- cio_run ----------------------------------------------------------------------- */
-
-static bool all_done(void *arg) {
-  cio_loop *loop = arg;
-  return loop->ntasks == 0;
-}
-
-/* asyncio.run's _cancel_all_tasks: cancel what is left, wait for it, report
- * errors other than cancellation. */
-static void cancel_all(cio_loop *loop) {
-  int n = cio_all_tasks(loop, NULL, 0);
-  if (n <= 0) return;
-  cio_task **tasks = malloc((size_t)n * sizeof *tasks);
-  if (!tasks) return; /* close() will report them */
-  cio_all_tasks(loop, tasks, n);
-  for (int i = 0; i < n; i++) {
-    cio_task_ref(tasks[i]);
-    cio_task_cancel(tasks[i], NULL);
-  }
-  int rc = cio__loop_run_until(loop, all_done, loop);
-  (void)rc; /* a task that will not end is reported by close() */
-  for (int i = 0; i < n; i++) {
-    cio_task *t = tasks[i];
-    if (t->fut.state == CIO__ERROR) {
-      t->fut.flags |= CIO__F_RETRIEVED;
-      char msg[256];
-      snprintf(msg, sizeof msg, "unhandled error during cio_run() shutdown (task '%s')",
-               cio_task_get_name(t));
-      cio_exception_context ctx = {.message = msg, .code = t->fut.code, .error = t->fut.msg,
-                                   .task = t, .future = &t->fut};
-      cio_loop_call_exception_handler(loop, &ctx);
-    }
-    cio_task_unref(t);
-  }
-  free(tasks);
-}
-
-int cio_run_opts(cio_task_fn main_fn, void *arg, void **result, const cio_loop_options *opts) {
-  if (cio__running_loop)
-    return cio__fail(CIO_ERUNNING, "cio_run: an event loop is already running in this thread");
-  if (!main_fn) return cio__fail(-EINVAL, "cio_run: main function is NULL");
-  cio_loop *loop;
-  int rc = cio_loop_new(&loop, opts);
-  if (rc < 0) return rc;
-  cio_task *main_task = cio_loop_create_task(loop, main_fn, arg, NULL);
-  if (!main_task) {
-    rc = cio_errcode();
-    cio_loop_free(loop);
-    return rc;
-  }
-  int64_t start = cio__loop_now(loop);
-  rc = cio_loop_run_until_complete(loop, &main_task->fut);
-  bool owned = false;
-  const char *failure = rc < 0 ? cio__errslot_take(rc, &owned) : NULL;
-  cancel_all(loop);
-  if (loop->default_executor_shutdown) loop->default_executor_shutdown(loop, true);
-  const char *trace = getenv("CIO_TRACE_RUN");
-  if (trace && *trace && strcmp(trace, "0") != 0)
-    fprintf(stderr, "cio_run: loop time %.3f s\n", (double)(cio__loop_now(loop) - start) / 1e9);
-  if (rc == 0)
-    rc = cio__future_outcome(&main_task->fut, result);
-  else if (failure)
-    cio__fail_copy(rc, failure);
-  if (owned) free((void *)failure);
-  cio_task_unref(main_task);
-  cio_loop_free(loop);
-  return rc;
-}
-
-int cio_run(cio_task_fn main_fn, void *arg, void **result) {
-  return cio_run_opts(main_fn, arg, result, NULL);
 }
 
 __attribute__((constructor)) static void install_hooks(void) {

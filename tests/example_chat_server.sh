@@ -63,7 +63,26 @@ assert l == b"[1] still here\n", l
 print("clients ok")
 PY
 grep -q "dropping client 3: it does not read" "$out" || { echo "FAIL: no drop message"; cat "$out"; exit 1; }
-kill -TERM "$srv"
+# SIGTERM with two clients connected: each gets the goodbye line, then EOF;
+# the server stops accepting and exits 0.
+timeout 15 python3 - "$port" "$srv" <<'PY' || { echo "FAIL: shutdown script"; cat "$out"; exit 1; }
+import os, signal, socket, sys
+port, srv = int(sys.argv[1]), int(sys.argv[2])
+cs = []
+for i in range(2):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"welcome, you are client"), "no welcome"
+    cs.append((s, f))
+assert cs[0][1].readline().endswith(b"joined\n")
+os.kill(srv, signal.SIGTERM)
+for s, f in cs:
+    assert f.readline() == b"* server shutting down, goodbye\n"
+    assert f.readline() == b"", "connection not closed after the goodbye"
+print("goodbye ok")
+PY
 wait "$srv" || { echo "FAIL: the server exited with $?"; cat "$out"; exit 1; }
+grep -q "^SIGTERM: shutting down, 2 client(s) connected$" "$out" || { echo "FAIL: no shutdown line"; cat "$out"; exit 1; }
 grep -q "^bye$" "$out" || { echo "FAIL: no clean shutdown"; cat "$out"; exit 1; }
 echo "ok: chat_server"

@@ -140,7 +140,12 @@ typedef struct cio_loop_options {
  * error code (message in cio_errmsg()). Also: CIO_ERUNNING if a loop is
  * already running in this thread, -EINVAL if main is NULL, -ENOMEM,
  * CIO_EDEADLOCK if the main task could never finish, CIO_EFORKED in the
- * child of a fork() called from this run's tasks (see "fork()" above).
+ * child of a fork() called from this run's tasks (see "fork()" above),
+ * CIO_EINTERRUPTED after
+ * Ctrl-C (the first SIGINT cancels the main task, asyncio's
+ * KeyboardInterrupt: see runner.h). A thin use of cio_runner (runner.h):
+ * tasks that the cancelled tasks start in their cleanup are cancelled once
+ * more, then what is still pending is reported and dropped.
  * With CIO_TRACE_RUN=1 in the environment it prints the loop time the run took
  * to stderr ("cio_run: loop time 3.000 s"). */
 CIO_NODISCARD int cio_run(cio_task_fn main, void *arg, void **result);

@@ -2,6 +2,8 @@
  * The register save/restore itself is in switch_<arch>.S, or swapcontext()
  * with CIO_SWITCH_UCONTEXT. */
 #include "switch.h"
+#include <pthread.h>
+#include <signal.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -114,6 +116,11 @@ void cio__ctx_switch(cio__ctx *from, cio__ctx *to, bool from_dies) {
 #endif
   (void)from_dies;
 #ifdef CIO_SWITCH_UCONTEXT
+  /* swapcontext also restores the signal mask saved in `to`: keep the mask
+   * a property of the thread (as with the assembly switch), so that a mask
+   * changed inside a task (cio_add_signal_handler blocks its signal) is not
+   * undone at the next switch. */
+  pthread_sigmask(SIG_SETMASK, NULL, &to->uc.uc_sigmask);
   swapcontext(&from->uc, &to->uc);
 #else
   cio__switch_raw(&from->sp, to->sp);

@@ -1,6 +1,7 @@
 """The asyncio twin of examples/chat_server.c: every line a client sends goes
 to all the others; a client that does not read is dropped once its transport
-buffer passes the bound; SIGTERM shuts down.
+buffer passes the bound; SIGTERM or SIGINT shuts down: stop accepting, a
+goodbye line to every client, close once it is flushed.
 
 Usage: python3 chat_server.py [host] [port]
 """
@@ -53,13 +54,21 @@ async def main(host, port):
     print(f"serving on {host}:{server.sockets[0].getsockname()[1]}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    got = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, lambda s=sig: (got.append(s.name), stop.set()))
     await stop.wait()
-    print(f"shutting down, {len(clients)} client(s) connected")
+    print(f"{got[0]}: shutting down, {len(clients)} client(s) connected")
     server.close()
-    server.abort_clients()
-    await server.wait_closed()
+    for w in list(clients):
+        if not w.is_closing():
+            w.write(b"* server shutting down, goodbye\n")
+    server.close_clients()
+    try:
+        await asyncio.wait_for(server.wait_closed(), 5.0)
+    except TimeoutError:
+        server.abort_clients()
+        await server.wait_closed()
     print("bye")
 
 

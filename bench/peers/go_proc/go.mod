@@ -1,0 +1,3 @@
+module cio/bench/peers/go_proc
+
+go 1.19
