@@ -72,7 +72,10 @@
 extern "C" {
 #endif
 
+/* A child process started by cio_subprocess_exec / _shell (asyncio's
+ * Process): opaque, owned by the caller, released with cio_process_free. */
 typedef struct cio_process cio_process;
+/* A pipe to the child is a stream (cio/stream.h). */
 typedef struct cio_stream cio_stream;
 
 /* What a standard stream of the child is connected to. */
@@ -84,9 +87,10 @@ typedef enum cio_stdio_mode {
   CIO_STDIO_STDOUT       /* stderr only: wherever stdout goes */
 } cio_stdio_mode;
 
+/* One standard stream of the child: a mode, and the fd for CIO_STDIO_FD. */
 typedef struct cio_stdio {
-  cio_stdio_mode mode;
-  int fd; /* for CIO_STDIO_FD */
+  cio_stdio_mode mode; /* where it goes */
+  int fd;              /* for CIO_STDIO_FD */
 } cio_stdio;
 
 /* Shorthands for the fields below, as asyncio spells them:
@@ -100,7 +104,9 @@ typedef struct cio_stdio {
 
 /* Zero = asyncio's defaults: inherit everything, same cwd and environment. */
 typedef struct cio_process_options {
-  cio_stdio in, out, err;
+  cio_stdio in;               /* the child's stdin */
+  cio_stdio out;              /* its stdout */
+  cio_stdio err;              /* its stderr (CIO_STDOUT: with stdout) */
   const char *cwd;            /* NULL = the parent's */
   const char *const *env;     /* NULL-terminated "NAME=value" list; NULL = inherit */
   bool env_add;               /* env adds to (and overrides in) the parent's
@@ -108,7 +114,7 @@ typedef struct cio_process_options {
   bool start_new_session;     /* setsid() in the child */
   bool new_process_group;     /* setpgid(0, 0) in the child (asyncio's process_group=0) */
   const int *pass_fds;        /* fds (>= 3) kept open in the child, same numbers */
-  int npass_fds;
+  int npass_fds;              /* how many fds pass_fds holds */
   size_t limit;               /* the pipe streams' readline limit; 0 = 64 KiB */
 } cio_process_options;
 

@@ -39,6 +39,8 @@
 extern "C" {
 #endif
 
+/* asyncio.Runner: one loop (and one set of task-local values) kept across
+ * several runs; opaque, created with cio_runner_new. */
 typedef struct cio_runner cio_runner;
 
 /* Create a runner (no loop yet: it is made on first use with `opts`, copied;
