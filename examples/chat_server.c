@@ -103,10 +103,8 @@ static int serve(void *arg, void **result) {
   rc = cio_stream_readexactly(sig, &b, 1); /* until a signal arrives */
   if (rc == 0) printf("signal %d: shutting down, %zu client(s) connected\n", b,
                       cio_server_connections(srv));
-  fflush(stdout);
   rc = cio_server_shutdown(srv, 5.0);
   printf("bye\n");
-  fflush(stdout);
   cio_server_free(srv);
   cio_stream_free(sig);
   return rc;

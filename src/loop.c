@@ -294,9 +294,7 @@ int cio_handle_cancel(cio_handle *h) {
   h->cancelled = true;
   if (h->is_timer && h->timer.slot < CIO__TIMER_QUEUED) {
     /* Out of the heap now, so that a cancelled timer costs nothing later. A
-     * timer that already fired (QUEUED: its node waits in the ready queue or
-     * the running batch) keeps the loop's reference until the loop reaches
-     * the node, which then only releases it. */
+     * timer that fired already is queued: handle_run skips and releases it. */
     cio__timer_disarm(h->loop, &h->timer);
     h->scheduled = false;
     release_handle(h);
