@@ -633,11 +633,14 @@ static int wait_idle(cio_server *srv, double timeout, bool timed, const char *wh
   struct cio_task *t;
   int rc = need_task(who, &t);
   if (rc < 0) return rc;
+  srv->tasks++; /* the server's memory stays while we wait (cio_server_free) */
   while (!(srv->closed && srv->nconns == 0)) {
     rc = timed ? cio_event_wait_timeout(&srv->idle, timeout) : cio_event_wait(&srv->idle);
-    if (rc < 0) return rc;
+    if (rc < 0) break;
   }
-  return 0;
+  srv->tasks--;
+  srv_release(srv);
+  return rc < 0 ? rc : 0;
 }
 
 int cio_server_wait_closed(cio_server *srv) {
@@ -659,6 +662,7 @@ int cio_server_serve_forever(cio_server *srv) {
   if (srv->in_forever)
     return cio__fail(CIO_EINVALSTATE, "%s: another task is already in serve_forever", who);
   srv->in_forever = true;
+  srv->tasks++; /* the server's memory stays while we wait (cio_server_free) */
   while (!srv->closed) {
     rc = cio_event_wait(&srv->stop);
     if (rc < 0) break;
@@ -668,8 +672,10 @@ int cio_server_serve_forever(cio_server *srv) {
    * cancelled. */
   cio_server_close(srv);
   rc = cio_server_wait_closed(srv);
-  srv->in_forever = false;
   (void)rc;
+  srv->in_forever = false;
+  srv->tasks--;
+  srv_release(srv);
   return cio__fail_static(-ECANCELED, "serve_forever: the server was closed");
 }
 
@@ -681,15 +687,18 @@ int cio_server_shutdown(cio_server *srv, double timeout) {
   int rc = need_task(who, &t);
   if (rc < 0) return rc;
   cio_server_close(srv);
+  srv->tasks++; /* the server's memory stays while we wait (cio_server_free) */
   for (struct conn *c = srv->head; c; c = c->next) cio_task_cancel(c->task, "server shutdown");
   rc = wait_idle(srv, timeout, true, who);
   if (rc == -ETIMEDOUT) {
     cio_server_abort_clients(srv);
     rc = wait_idle(srv, timeout, true, who);
     if (rc == -ETIMEDOUT)
-      return cio__fail(-ETIMEDOUT, "%s: %zu handler(s) still running after cancel and abort", who,
-                       srv->nconns);
+      rc = cio__fail(-ETIMEDOUT, "%s: %zu handler(s) still running after cancel and abort", who,
+                     srv->nconns);
   }
+  srv->tasks--;
+  srv_release(srv);
   return rc;
 }
 

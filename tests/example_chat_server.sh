@@ -8,7 +8,12 @@ unset CIO_VIRTUAL_TIME
 dir="$1"
 out=$(mktemp)
 trap 'kill "$srv" 2>/dev/null || true; rm -f "$out"' EXIT
-timeout 20 "$dir/chat_server" 127.0.0.1 0 >"$out" 2>&1 &
+# Under ASan, LeakSanitizer's exit-time check (it stops the process with
+# ptrace) hangs now and then on this sandbox's kernel (gVisor) after the
+# flood below (4 in 25 runs; never without LSan, never in the plain build):
+# the server's leak checking is left to tests/test_server.c.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+  timeout -k 5 20 "$dir/chat_server" 127.0.0.1 0 >"$out" 2>&1 &
 srv=$!
 port=""
 for i in $(seq 1 100); do

@@ -180,6 +180,28 @@ static void cancelled_handles_do_not_run(void **state) {
   cio_loop_free(loop);
 }
 
+/* A timer that has fired but not run yet (queued in the same batch) can be
+ * cancelled and released by an earlier callback of that batch: it must not
+ * run, and its memory must stay valid until the batch passes it. */
+static cio_handle *queued_victim;
+static void cancel_victim(void *arg) {
+  (void)arg;
+  assert_code(cio_handle_cancel(queued_victim), 0);
+  assert_code(cio_handle_unref(queued_victim), 0);
+  queued_victim = NULL;
+}
+
+static void cancel_fired_timer_in_same_batch(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  assert_code(cio_call_later(loop, 1, cancel_victim, NULL, NULL), 0);
+  assert_code(cio_call_later(loop, 1, tr, "victim", &queued_victim), 0);
+  assert_code(cio_call_later(loop, 2, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_trace("");
+  cio_loop_free(loop);
+}
+
 static void virtual_clock_jumps_an_hour_instantly(void **state) {
   (void)state;
   cio_loop *loop = new_loop(true);
@@ -467,6 +489,7 @@ int main(void) {
       cmocka_unit_test(hundred_thousand_timers_in_order),
       cmocka_unit_test(random_arm_and_cancel_keeps_order),
       cmocka_unit_test(cancelled_handles_do_not_run),
+      cmocka_unit_test(cancel_fired_timer_in_same_batch),
       cmocka_unit_test(virtual_clock_jumps_an_hour_instantly),
       cmocka_unit_test(real_clock_timer_fires_on_time),
       cmocka_unit_test(close_and_misuse),

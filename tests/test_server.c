@@ -332,6 +332,27 @@ static int t_serve_forever(void *arg, void **result) {
   return 0;
 }
 
+/* cio_server_free while another task waits in serve_forever: the memory
+ * stays until that task has left (ASan checks). */
+static int t_free_while_serving(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  cio_server *srv;
+  CHECK_RC(cio_start_server(echo_handler, NULL, "127.0.0.1", "0", NULL, &srv), 0);
+  cio_task *f = cio_create_task(forever_task, srv, NULL);
+  CHECK(f);
+  CHECK_RC(cio_sleep(0.001), 0);
+  cio_server_free(srv);
+  CHECK_RC(cio_await(f, NULL), -ECANCELED);
+  cio_task_unref(f);
+  return 0;
+}
+
+static void test_free_while_serving(void **state) {
+  (void)state;
+  assert_code(run_real(t_free_while_serving, NULL), 0);
+}
+
 static void test_serve_forever(void **state) {
   (void)state;
   assert_code(run_real(t_serve_forever, NULL), 0);
@@ -559,6 +580,7 @@ int main(void) {
       cmocka_unit_test(test_abort_clients),
       cmocka_unit_test(test_shutdown),
       cmocka_unit_test(test_serve_forever),
+      cmocka_unit_test(test_free_while_serving),
       cmocka_unit_test(test_failing_handler),
       cmocka_unit_test(test_churn),
       cmocka_unit_test(test_server_bad),

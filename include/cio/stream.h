@@ -485,8 +485,9 @@ int cio_server_sockname(const cio_server *srv, int i, struct sockaddr *addr, soc
 
 /* Free the server. If connections are still live it closes the server and
  * aborts them, and the server's memory goes when the last handler returns
- * (the handler tasks keep running until they notice the abort). NULL is a
- * no-op. Does not suspend. */
+ * (the handler tasks keep running until they notice the abort), or when the
+ * last task waiting in serve_forever / wait_closed / shutdown leaves. NULL is
+ * a no-op. Does not suspend. */
 void cio_server_free(cio_server *srv);
 
 #ifdef __cplusplus
