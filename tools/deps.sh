@@ -4,7 +4,7 @@
 # `deps.sh arm64` adds the AArch64 cross toolchain, qemu-user and cmocka for
 # arm64 (multiarch).
 set -eu
-need="cmake ninja-build gcc g++ clang libcmocka-dev pkg-config libclang-rt-14-dev"
+need="cmake ninja-build gcc g++ clang libcmocka-dev pkg-config libclang-rt-14-dev libssl-dev openssl"
 if [ "${1:-}" = arm64 ]; then
   need="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libcmocka-dev:arm64"
   dpkg --print-foreign-architectures | grep -qx arm64 || {

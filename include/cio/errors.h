@@ -15,6 +15,7 @@
  *   QueueShutDown       CIO_EQUEUESHUTDOWN  ValueError         -EINVAL
  *   IncompleteReadError CIO_EINCOMPLETE     LimitOverrunError  CIO_ELIMITOVERRUN
  *   socket.gaierror     CIO_EAI_* (getaddrinfo / getnameinfo failures)
+ *   ssl.SSLError        CIO_ETLS            ssl.SSLCertVerificationError  CIO_ECERT
  *
  * Each failure also carries a human-readable message. Inside a task the
  * message of the last failure is kept per task (cio_errmsg()); a task that
@@ -60,6 +61,8 @@ extern "C" {
   X(CIO_ELIMITOVERRUN, -4016, "separator not found within the buffer limit")         \
   X(CIO_ESHUTDOWN, -4017, "executor is shut down")                                   \
   X(CIO_EEOF, -4018, "end of file")                                                  \
+  X(CIO_ETLS, -4040, "TLS error")                                                    \
+  X(CIO_ECERT, -4041, "TLS certificate verification failed")                         \
   X(CIO_EAI_NONAME, -4050, "host or service not known")                              \
   X(CIO_EAI_AGAIN, -4051, "temporary failure in name resolution")                    \
   X(CIO_EAI_FAIL, -4052, "non-recoverable failure in name resolution")               \

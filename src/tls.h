@@ -1,0 +1,52 @@
+/* TLS (internal view): a cio__transport (src/transport.h) that runs OpenSSL
+ * over the stream's fd, and the suspending handshake and close. See
+ * include/cio/tls.h for the user's side and src/tls.c for the design. */
+#ifndef CIO_TLS_INTERNAL_H
+#define CIO_TLS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cio/tls.h"
+#include "transport.h"
+
+/* A TLS transport over fd (which the caller keeps owning). server_side picks
+ * the role; a client verifies the peer against server_hostname (NULL or "":
+ * no host name check and no SNI; verification of the chain stays on) and
+ * sends it as SNI. prefix/prefix_len: bytes already read from fd that belong
+ * to the TLS stream (start_tls after a buffered read); they are copied.
+ * Takes a reference on ctx. Does not suspend, makes no system call. Returns
+ * 0 with *out, or -EINVAL (NULL ctx, fd < 0, a server role on a client
+ * context or the reverse), -ENOMEM, -ENOTSUP (built without TLS). */
+int cio__tls_transport_new(cio_tls_context *ctx, int fd, const char *server_hostname,
+                           bool server_side, const void *prefix, size_t prefix_len,
+                           struct cio__transport **out);
+
+/* Whether t is a TLS transport (NULL: false). */
+bool cio__tls_is(const struct cio__transport *t);
+
+/* Run the handshake from the current task, suspending on the fd as needed,
+ * bounded by the context's handshake timeout. `who` names the public call in
+ * messages. Returns 0, or CIO_ECERT, CIO_ETLS, -ETIMEDOUT, -ECONNRESET, another
+ * -errno of the socket, -ECANCELED, CIO_ENOTASK; the transport is then only
+ * good for destroy. */
+int cio__tls_handshake(struct cio__transport *t, const char *who);
+
+/* Send close_notify from the current task, suspending while the socket is
+ * full, bounded by the context's shutdown timeout. Does not wait for the
+ * peer's close_notify. Returns 0 (also when there is nothing to do: the
+ * handshake never finished, a fatal error happened, or it was sent before),
+ * -ETIMEDOUT, -ECANCELED, or the socket's -errno. */
+int cio__tls_close(struct cio__transport *t, const char *who);
+
+/* The timeouts of t's context (seconds; CIO_NO_TIMEOUT for none). */
+double cio__tls_handshake_timeout(const struct cio__transport *t);
+double cio__tls_shutdown_timeout(const struct cio__transport *t);
+
+/* What cio_stream_tls_* report for a TLS transport (t must be one). */
+const char *cio__tls_alpn(struct cio__transport *t);
+const char *cio__tls_version(struct cio__transport *t);
+const char *cio__tls_cipher(struct cio__transport *t);
+int cio__tls_peer_subject(struct cio__transport *t, char *buf, size_t len);
+
+#endif
