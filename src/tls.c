@@ -65,8 +65,6 @@ struct cio_tls_context {
   bool server;
   bool verify; /* client: verify the peer (not insecure); server: verify_client */
   bool strict_eof;
-  double handshake_timeout;
-  double shutdown_timeout;
   unsigned char *alpn; /* wire format: length-prefixed names */
   unsigned alpn_len;
 };
@@ -224,14 +222,6 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
   return SSL_TLSEXT_ERR_OK;
 }
 
-static int check_timeout(double *v, double dflt, const char *name) {
-  if (isnan(*v) || *v < 0)
-    return cio__fail(-EINVAL, "cio_tls_context_new: %s must be >= 0 (0: default), got %g", name,
-                     *v);
-  if (*v == 0) *v = dflt;
-  return 0;
-}
-
 static int ctx_setup(cio_tls_context *c, const cio_tls_options *o) {
   const char *who = "cio_tls_context_new";
   SSL_CTX *s = c->ssl_ctx;
@@ -316,13 +306,9 @@ static int ctx_setup(cio_tls_context *c, const cio_tls_options *o) {
       return cio__fail(-ENOMEM, "%s: out of memory", who);
     }
   }
-  c->handshake_timeout = o->handshake_timeout;
-  c->shutdown_timeout = o->shutdown_timeout;
-  int rc = check_timeout(&c->handshake_timeout, 60, "handshake_timeout");
-  if (rc == 0) rc = check_timeout(&c->shutdown_timeout, 30, "shutdown_timeout");
   c->strict_eof = o->strict_eof;
   c->server = o->server;
-  return rc;
+  return 0;
 }
 
 cio_tls_context *cio_tls_context_new(const cio_tls_options *opts) {
@@ -681,13 +667,14 @@ static int handshake_step(struct tls_tr *t, unsigned *want) {
   return handshake_fail(t, r, t->who);
 }
 
-int cio__tls_handshake(struct cio__transport *bt, const char *who) {
+int cio__tls_handshake(struct cio__transport *bt, double timeout, const char *who) {
   struct tls_tr *t = (struct tls_tr *)bt;
   if (!cio__tls_is(bt)) return cio__fail(-EINVAL, "%s: not a TLS transport", who);
   if (t->handshaken) return 0;
   if (t->failed) return cio__fail(CIO_ETLS, "%s: the TLS connection failed before", who);
   t->who = who;
-  int rc = drive(t, t->ctx->handshake_timeout, who, "TLS handshake", handshake_step);
+  if (isnan(timeout) || timeout <= 0) timeout = 60;
+  int rc = drive(t, timeout, who, "TLS handshake", handshake_step);
   if (rc < 0) {
     t->failed = true;
     return rc;
@@ -706,22 +693,17 @@ int cio__tls_handshake(struct cio__transport *bt, const char *who) {
 
 static int close_step(struct tls_tr *t, unsigned *want) { return tr_write_eof(&t->base, want); }
 
-int cio__tls_close(struct cio__transport *bt, const char *who) {
+int cio__tls_close(struct cio__transport *bt, double timeout, const char *who) {
   struct tls_tr *t = (struct tls_tr *)bt;
   if (!cio__tls_is(bt)) return 0;
   if (t->eof_sent || t->failed || !t->handshaken) return 0;
-  int rc = drive(t, t->ctx->shutdown_timeout, who, "TLS shutdown (close_notify)", close_step);
+  if (isnan(timeout) || timeout <= 0) timeout = 30;
+  int rc = drive(t, timeout, who, "TLS shutdown (close_notify)", close_step);
   if (rc < 0) t->failed = true;
   return rc;
 }
 
-double cio__tls_handshake_timeout(const struct cio__transport *t) {
-  return ((const struct tls_tr *)t)->ctx->handshake_timeout;
-}
-
-double cio__tls_shutdown_timeout(const struct cio__transport *t) {
-  return ((const struct tls_tr *)t)->ctx->shutdown_timeout;
-}
+bool cio__tls_context_is_server(const cio_tls_context *ctx) { return ctx && ctx->server; }
 
 /* ---- state -------------------------------------------------------------------- */
 
@@ -777,10 +759,15 @@ int cio__tls_transport_new(cio_tls_context *ctx, int fd, const char *server_host
   return no_tls("TLS");
 }
 bool cio__tls_is(const struct cio__transport *t) { (void)t; return false; }
-int cio__tls_handshake(struct cio__transport *t, const char *who) { (void)t; return no_tls(who); }
-int cio__tls_close(struct cio__transport *t, const char *who) { (void)t, (void)who; return 0; }
-double cio__tls_handshake_timeout(const struct cio__transport *t) { (void)t; return 0; }
-double cio__tls_shutdown_timeout(const struct cio__transport *t) { (void)t; return 0; }
+int cio__tls_handshake(struct cio__transport *t, double timeout, const char *who) {
+  (void)t, (void)timeout;
+  return no_tls(who);
+}
+int cio__tls_close(struct cio__transport *t, double timeout, const char *who) {
+  (void)t, (void)timeout, (void)who;
+  return 0;
+}
+bool cio__tls_context_is_server(const cio_tls_context *ctx) { (void)ctx; return false; }
 const char *cio__tls_alpn(struct cio__transport *t) { (void)t; return NULL; }
 const char *cio__tls_version(struct cio__transport *t) { (void)t; return NULL; }
 const char *cio__tls_cipher(struct cio__transport *t) { (void)t; return NULL; }

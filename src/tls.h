@@ -26,22 +26,21 @@ int cio__tls_transport_new(cio_tls_context *ctx, int fd, const char *server_host
 bool cio__tls_is(const struct cio__transport *t);
 
 /* Run the handshake from the current task, suspending on the fd as needed,
- * bounded by the context's handshake timeout. `who` names the public call in
+ * bounded by `timeout` seconds (<= 0 or NaN: 60; CIO_NO_TIMEOUT: none). `who` names the public call in
  * messages. Returns 0, or CIO_ECERT, CIO_ETLS, -ETIMEDOUT, -ECONNRESET, another
  * -errno of the socket, -ECANCELED, CIO_ENOTASK; the transport is then only
  * good for destroy. */
-int cio__tls_handshake(struct cio__transport *t, const char *who);
+int cio__tls_handshake(struct cio__transport *t, double timeout, const char *who);
 
 /* Send close_notify from the current task, suspending while the socket is
- * full, bounded by the context's shutdown timeout. Does not wait for the
+ * full, bounded by `timeout` seconds (<= 0 or NaN: 30). Does not wait for the
  * peer's close_notify. Returns 0 (also when there is nothing to do: the
  * handshake never finished, a fatal error happened, or it was sent before),
  * -ETIMEDOUT, -ECANCELED, or the socket's -errno. */
-int cio__tls_close(struct cio__transport *t, const char *who);
+int cio__tls_close(struct cio__transport *t, double timeout, const char *who);
 
-/* The timeouts of t's context (seconds; CIO_NO_TIMEOUT for none). */
-double cio__tls_handshake_timeout(const struct cio__transport *t);
-double cio__tls_shutdown_timeout(const struct cio__transport *t);
+/* Whether ctx is a server context (NULL: false). */
+bool cio__tls_context_is_server(const cio_tls_context *ctx);
 
 /* What cio_stream_tls_* report for a TLS transport (t must be one). */
 const char *cio__tls_alpn(struct cio__transport *t);

@@ -16,7 +16,7 @@
  *   ctx.verify_mode = CERT_REQUIRED (server)      opts.verify_client = true
  *   ctx.check_hostname = False; CERT_NONE         opts.insecure_no_verify = true (tests only)
  *   ctx.set_alpn_protocols([...])                 opts.alpn = (const char *[]){"h2", "http/1.1", NULL}
- *   ssl_handshake_timeout= / ssl_shutdown_timeout= opts.handshake_timeout / opts.shutdown_timeout
+ *   ssl_handshake_timeout= / ssl_shutdown_timeout= cio_stream_opts.tls_handshake_timeout / _shutdown_timeout
  *   ctx.minimum_version                           opts.min_version (CIO_TLS_1_2 default, CIO_TLS_1_3)
  *   get_extra_info('ssl_object').selected_alpn_protocol()   cio_stream_tls_alpn(s)
  *   get_extra_info('ssl_object').version() / cipher()       cio_stream_tls_version / _cipher
@@ -36,7 +36,8 @@
  *   CIO_ETLS    any other TLS failure (no shared protocol version or cipher,
  *               an alert from the peer such as "tlsv1 alert unknown ca" when
  *               the peer rejected our certificate, garbage instead of TLS)
- *   -ETIMEDOUT  the handshake did not finish within handshake_timeout
+ *   -ETIMEDOUT  the handshake did not finish within the stream options'
+ *               tls_handshake_timeout (default 60 s, as asyncio)
  *   -ECONNRESET the peer closed or reset the connection during the handshake
  *
  * End of stream. A peer's close_notify is a clean EOF (read returns 0). A
@@ -46,7 +47,7 @@
  * protocols that cannot tell a truncation from an end.
  *
  * Closing. Closing a TLS stream (and write_eof) sends close_notify, bounded
- * by shutdown_timeout (default 30 s), then closes the socket. Unlike
+ * by the stream options' tls_shutdown_timeout (default 30 s), then closes the socket. Unlike
  * asyncio, cio does not then wait for the peer's own close_notify (as Go and
  * nginx do not): a peer that never answers cannot hold a close up
  * (aiohttp#11091). A stream after write_eof can still read.
@@ -87,8 +88,6 @@ typedef struct cio_tls_options {
                               it makes TLS useless against an active attacker */
   const char *const *alpn; /* ALPN protocols in preference order, NULL-terminated; NULL: none.
                               A server picks its first one the client offers, or none */
-  double handshake_timeout; /* seconds; 0: 60 (asyncio's default); CIO_NO_TIMEOUT: none */
-  double shutdown_timeout;  /* seconds for sending close_notify; 0: 30; CIO_NO_TIMEOUT: none */
   int min_version;          /* CIO_TLS_1_2 (0 = this) or CIO_TLS_1_3 */
   bool strict_eof;          /* an EOF without close_notify fails reads with CIO_ETLS */
   bool release_buffers;     /* free OpenSSL's buffers while a connection is idle (saves
@@ -105,8 +104,7 @@ typedef struct cio_tls_options {
  * Returns the context, or NULL with cio_errcode():
  *   -EINVAL    bad options (server without cert_file, verify_client without
  *              ca_file/ca_dir, insecure_no_verify on a server, an ALPN name
- *              empty or longer than 255 bytes, min_version unknown, a timeout
- *              negative or NaN)
+ *              empty or longer than 255 bytes, min_version unknown)
  *   CIO_ETLS   OpenSSL refused a file: it is missing, not PEM, the key does
  *              not match the certificate (the message names the file and
  *              OpenSSL's reason)
