@@ -201,7 +201,8 @@ struct side {
   int hs_rc, rc;               /* handshake outcome, body outcome */
   char hs_msg[512];
   char subject[256];
-  const char *alpn, *version;
+  const char *alpn, *version; /* alpn points to alpn_buf (the transport is gone by then) */
+  char alpn_buf[256];
   /* per-test data */
   size_t bytes;
   uint64_t sum;
@@ -213,7 +214,8 @@ static int run_side(struct side *s, bool server) {
   s->hs_rc = cio__tls_handshake(s->t, s->timeout, server ? "server" : "client");
   snprintf(s->hs_msg, sizeof s->hs_msg, "%s", cio_errmsg());
   if (s->hs_rc == 0) {
-    s->alpn = cio__tls_alpn(s->t);
+    const char *a = cio__tls_alpn(s->t);
+    if (a) s->alpn = strcpy(s->alpn_buf, a);
     s->version = cio__tls_version(s->t);
     if (cio__tls_peer_subject(s->t, s->subject, sizeof s->subject) < 0) s->subject[0] = 0;
     s->rc = s->body ? s->body(s) : 0;
