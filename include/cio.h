@@ -7,8 +7,9 @@
  * wait, wait_for, timeouts, shield, as_completed) is in group.h; sync.h has
  * asyncio's Lock, Event, Condition, Semaphore and Barrier, queue.h its
  * Queue, LifoQueue and PriorityQueue; io.h has fd waits, add_reader and
- * the sock_* calls, executor.h the thread pool (run_in_executor, to_thread);
- * tls.h has TLS contexts (ssl.SSLContext) for streams.
+ * the sock_* calls, executor.h the thread pool (run_in_executor, to_thread),
+ * stream.h open_connection, start_server and the stream reader/writer, tls.h
+ * TLS contexts (ssl.SSLContext) for streams.
  */
 #ifndef CIO_H
 #define CIO_H
@@ -26,6 +27,7 @@
 #include "cio/queue.h"
 #include "cio/io.h"
 #include "cio/executor.h"
+#include "cio/stream.h"
 #include "cio/tls.h"
 
 #endif

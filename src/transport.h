@@ -1,25 +1,84 @@
-/* The transport seam under a stream (placeholder copy of the interface the
- * streams branch provides; replaced by its version on merge). */
+/* Streams (internal): the transport seam under a stream, and what the TLS
+ * layer may use of a stream's insides.
+ *
+ * A stream reads and writes its fd directly (recv / sendmsg) when it has no
+ * transport (s->transport NULL: a plain stream). A transport (TLS) sits
+ * between the stream's buffers and the fd: the stream then calls the ops
+ * below instead, and on -EAGAIN waits with cio__fd_wait(task, fd, *want,
+ * who) (src/io.h) and calls again. The ops never suspend.
+ *
+ * The one entry point for TLS is cio__stream_secure (src/stream.c), called
+ * by cio_open_connection / the server's connection task when opts->tls is
+ * set and by cio_stream_start_tls. It runs in a task, performs the handshake
+ * (suspending with cio__fd_wait, bounded by cio__stream_opts(s)->
+ * tls_handshake_timeout) and installs the transport with
+ * cio__stream_set_transport. Built without TLS it returns -ENOTSUP.
+ *
+ * Waiting for the other direction: a transport read may want CIO__POLL_OUT
+ * and a write CIO__POLL_IN (renegotiation, key updates). The stream handles
+ * both: when the fd's slot for that direction is held by the stream's own
+ * background flush (a writer callback), it polls with short sleeps instead
+ * of cio__fd_wait, so no -EBUSY reaches the transport.
+ */
 #ifndef CIO_TRANSPORT_H
 #define CIO_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "cio/stream.h"
 #include "poll.h"
 
 struct cio__transport;
 struct cio__transport_ops {
+  /* >0 bytes read, 0 at clean EOF, -EAGAIN with *want = CIO__POLL_IN or CIO__POLL_OUT (wait for
+   * that, then call again), or another negative code with a cio_raise'd message */
   ssize_t (*read)(struct cio__transport *t, void *buf, size_t n, unsigned *want);
+  /* bytes consumed (>=0), or -EAGAIN + *want, or negative code */
   ssize_t (*writev)(struct cio__transport *t, const struct iovec *iov, int iovcnt, unsigned *want);
+  /* half-close the sending side (TLS: send close_notify): 0, -EAGAIN + *want, or negative */
   int (*write_eof)(struct cio__transport *t, unsigned *want);
+  /* bytes the transport already holds that read() returns without waiting for the fd */
   size_t (*pending)(struct cio__transport *t);
+  /* free the transport's own state; never closes the fd */
   void (*destroy)(struct cio__transport *t);
 };
 struct cio__transport {
   const struct cio__transport_ops *ops;
   int fd;
 };
+
+/* The TLS entry point (see above). ctx and server_hostname are only read
+ * during the call. Returns 0 with the transport installed, or a negative
+ * code with a message (-ENOTSUP "built without TLS" for now). */
+int cio__stream_secure(cio_stream *s, struct cio_tls_context *ctx, const char *server_hostname,
+                       bool server_side);
+
+/* The stream's fd (-1 once closed). */
+int cio__stream_fd(const cio_stream *s);
+
+/* The options the stream was made with (defaults filled in: limit, write
+ * marks, tls_handshake_timeout 60, tls_shutdown_timeout 30). Never NULL for
+ * a live stream. */
+const cio_stream_opts *cio__stream_opts(const cio_stream *s);
+
+/* Install t as the stream's transport (the stream calls t->ops->destroy when
+ * freed; NULL uninstalls without destroying). From then on every read and
+ * write of s goes through t. */
+void cio__stream_set_transport(cio_stream *s, struct cio__transport *t);
+
+/* Bytes the stream has already read from the fd but nobody consumed (with
+ * start_tls on a server, the peer's first handshake bytes may be there):
+ * *data points into the buffer, valid until the next call on s; returns the
+ * count. cio__stream_consume(s, n) drops the first n of them (the TLS layer
+ * takes them as ciphertext). */
+size_t cio__stream_unread(cio_stream *s, const char **data);
+void cio__stream_consume(cio_stream *s, size_t n);
+
+/* Send every queued write (suspends until the queue is empty). Returns 0 or
+ * the write error, -ECANCELED. Used before switching to TLS. */
+int cio__stream_flush(cio_stream *s);
 
 #endif
