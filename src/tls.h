@@ -42,6 +42,16 @@ int cio__tls_close(struct cio__transport *t, double timeout, const char *who);
 /* Whether ctx is a server context (NULL: false). */
 bool cio__tls_context_is_server(const cio_tls_context *ctx);
 
+/* The body of cio__stream_secure (src/transport.h): make a transport over the
+ * stream's fd (taking the bytes the stream has read but nobody consumed as
+ * the first TLS bytes), run the handshake bounded by the stream's
+ * tls_handshake_timeout, install the transport. The role is the server's when
+ * server_side or when ctx is a server context. Suspends. Returns 0 or the
+ * errors of cio__tls_handshake, -EINVAL, -EBADF (stream closed), -ENOMEM,
+ * -ENOTSUP; on failure the stream is left plain (its unread bytes consumed). */
+int cio__tls_secure_stream(cio_stream *s, cio_tls_context *ctx, const char *server_hostname,
+                           bool server_side, const char *who);
+
 /* What cio_stream_tls_* report for a TLS transport (t must be one). */
 const char *cio__tls_alpn(struct cio__transport *t);
 const char *cio__tls_version(struct cio__transport *t);
