@@ -81,4 +81,10 @@ void cio__stream_consume(cio_stream *s, size_t n);
  * the write error, -ECANCELED. Used before switching to TLS. */
 int cio__stream_flush(cio_stream *s);
 
+/* For src/server.c: fill in the defaults of opts (NULL = all defaults) into
+ * *o, checking them (-EINVAL with a message naming who); and apply them to
+ * a stream made by cio_stream_from_fd. */
+int cio__stream_fill_opts(cio_stream_opts *o, const cio_stream_opts *in, const char *who);
+void cio__stream_set_opts(cio_stream *s, const cio_stream_opts *o);
+
 #endif

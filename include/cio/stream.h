@@ -237,8 +237,9 @@ CIO_NODISCARD ssize_t cio_stream_readuntil_timeout(cio_stream *s, const void *se
 
 /* readuntil with several separators (asyncio 3.13's tuple): seps[i] is
  * seplens[i] bytes long (seplens NULL: each is a NUL-terminated string).
- * The match that ENDS first in the data wins (for separators found at the
- * same end, the longest, i.e. asyncio's "shortest data" rule). If which is
+ * The match that ENDS first in the data wins (asyncio's "shortest data"
+ * rule; of separators ending at the same byte, the shortest, which is also
+ * the one the limit is checked against). If which is
  * not NULL it receives the index of the separator found. Returns and fails
  * as cio_stream_readuntil; -EINVAL also for nseps == 0 or an empty
  * separator. */
@@ -269,7 +270,8 @@ size_t cio_stream_limit(const cio_stream *s);
  * (buf NULL with n > 0), -EPIPE (after write_eof or close), -EBADF (s cannot
  * write: a read-only pipe), the error that broke the connection earlier
  * (-EPIPE, -ECONNRESET, ...; the bytes are dropped), -ENOMEM (nothing was
- * queued). Callable outside a task (the stream's loop flushes). */
+ * queued), CIO_ENOTRUNNING (no loop has used the stream and none runs in
+ * this thread). Callable outside a task (the stream's loop flushes). */
 int cio_stream_write(cio_stream *s, const void *buf, size_t n);
 
 /* write for several buffers at once (one sendmsg when nothing is queued).
