@@ -705,6 +705,32 @@ int cio__tls_close(struct cio__transport *bt, double timeout, const char *who) {
 
 bool cio__tls_context_is_server(const cio_tls_context *ctx) { return ctx && ctx->server; }
 
+/* ---- streams -------------------------------------------------------------------- */
+
+int cio__tls_secure_stream(cio_stream *s, cio_tls_context *ctx, const char *server_hostname,
+                           bool server_side, const char *who) {
+  if (!ctx) return cio__fail(-EINVAL, "%s: no TLS context", who);
+  if (ctx->server) server_side = true; /* start_tls with a server context: the server side */
+  int fd = cio__stream_fd(s);
+  if (fd < 0) return cio__fail(-EBADF, "%s: the stream is closed", who);
+  /* Bytes the stream read past the plain-text part (a pipelined ClientHello
+   * after STARTTLS) are the start of the TLS stream. */
+  const char *data = NULL;
+  size_t n = cio__stream_unread(s, &data);
+  struct cio__transport *t;
+  int rc = cio__tls_transport_new(ctx, fd, server_side ? NULL : server_hostname, server_side, data,
+                                  n, &t);
+  if (rc < 0) return rc;
+  if (n) cio__stream_consume(s, n);
+  rc = cio__tls_handshake(t, cio__stream_opts(s)->tls_handshake_timeout, who);
+  if (rc < 0) {
+    t->ops->destroy(t);
+    return rc;
+  }
+  cio__stream_set_transport(s, t);
+  return 0;
+}
+
 /* ---- state -------------------------------------------------------------------- */
 
 const char *cio__tls_alpn(struct cio__transport *bt) {
@@ -737,7 +763,44 @@ int cio__tls_peer_subject(struct cio__transport *bt, char *buf, size_t len) {
   return (int)n;
 }
 
-#else /* !CIO_HAVE_TLS */
+#endif /* CIO_HAVE_TLS */
+
+/* ---- public accessors (both builds) -------------------------------------------- */
+
+static struct cio__transport *tls_of(cio_stream *s) {
+  struct cio__transport *t = cio__stream_transport(s);
+  return cio__tls_is(t) ? t : NULL;
+}
+
+const char *cio_stream_tls_alpn(cio_stream *s) {
+  struct cio__transport *t = tls_of(s);
+  return t ? cio__tls_alpn(t) : NULL;
+}
+
+const char *cio_stream_tls_version(cio_stream *s) {
+  struct cio__transport *t = tls_of(s);
+  return t ? cio__tls_version(t) : NULL;
+}
+
+const char *cio_stream_tls_cipher(cio_stream *s) {
+  struct cio__transport *t = tls_of(s);
+  return t ? cio__tls_cipher(t) : NULL;
+}
+
+int cio_stream_tls_peer_subject(cio_stream *s, char *buf, size_t len) {
+  if (!s || !buf || len == 0)
+    return cio__fail(-EINVAL, "cio_stream_tls_peer_subject: NULL stream or empty buffer");
+  struct cio__transport *t = tls_of(s);
+  int rc = t ? cio__tls_peer_subject(t, buf, len) : -ENOENT;
+  if (rc == -ENOENT) {
+    buf[0] = 0;
+    return cio__fail(-ENOENT, "cio_stream_tls_peer_subject: the peer sent no certificate%s",
+                     t ? "" : " (not a TLS stream)");
+  }
+  return rc;
+}
+
+#ifndef CIO_HAVE_TLS
 
 static int no_tls(const char *who) {
   return cio__fail(-ENOTSUP, "%s: cio was built without TLS (CMake option CIO_TLS)", who);
@@ -768,6 +831,11 @@ int cio__tls_close(struct cio__transport *t, double timeout, const char *who) {
   return 0;
 }
 bool cio__tls_context_is_server(const cio_tls_context *ctx) { (void)ctx; return false; }
+int cio__tls_secure_stream(cio_stream *s, cio_tls_context *ctx, const char *server_hostname,
+                           bool server_side, const char *who) {
+  (void)s, (void)ctx, (void)server_hostname, (void)server_side;
+  return no_tls(who);
+}
 const char *cio__tls_alpn(struct cio__transport *t) { (void)t; return NULL; }
 const char *cio__tls_version(struct cio__transport *t) { (void)t; return NULL; }
 const char *cio__tls_cipher(struct cio__transport *t) { (void)t; return NULL; }

@@ -373,7 +373,7 @@ static void test_insecure_accepts_anything(void **state) {
 
 /* ---- 64 MiB both ways ------------------------------------------------------------ */
 
-#define BULK (64u << 20)
+#define BULK (16u << 20) /* the stream-level test below moves 64 MiB */
 
 struct bulk_dir {
   struct side *s;
@@ -661,6 +661,365 @@ static void test_context_errors(void **state) {
   cio_tls_context_unref(cli);
 }
 
+/* ==== through the stream layer ========================================================== */
+
+struct srv_state {
+  int rc;             /* the handler's outcome */
+  int handled;
+  char subject[256], alpn[64], version[16];
+  uint64_t sum;
+  size_t bytes;
+  bool plain_then_tls;   /* start_tls test: the handler upgrades */
+  bool pipelined;        /* ... without answering OK first */
+  cio_tls_context *upgrade;
+};
+
+static int line_echo_handler(cio_stream *s, void *arg) {
+  struct srv_state *st = arg;
+  st->handled++;
+  if (st->plain_then_tls) {
+    const char *line;
+    ssize_t n = cio_stream_readline(s, &line);
+    CHECK(n == 9 && memcmp(line, "STARTTLS\n", 9) == 0);
+    CHECK(!cio_stream_is_tls(s));
+    if (!st->pipelined) {
+      cio_stream_write(s, "OK\n", 3);
+      CHECK_RC(cio_stream_drain(s), 0);
+    }
+    int rc = cio_stream_start_tls(s, st->upgrade, NULL); /* a server context: the server side */
+    if (rc < 0) return st->rc = rc;
+  }
+  const char *a = cio_stream_tls_alpn(s), *v = cio_stream_tls_version(s);
+  snprintf(st->alpn, sizeof st->alpn, "%s", a ? a : "");
+  snprintf(st->version, sizeof st->version, "%s", v ? v : "");
+  if (cio_stream_tls_peer_subject(s, st->subject, sizeof st->subject) < 0) st->subject[0] = 0;
+  for (;;) {
+    const char *line;
+    ssize_t n = cio_stream_readline(s, &line);
+    if (n <= 0) return st->rc = (int)n;
+    cio_stream_write(s, line, (size_t)n);
+    int rc = cio_stream_drain(s);
+    if (rc < 0) return st->rc = rc;
+  }
+}
+
+struct client_run {
+  cio_stream_opts sopts;     /* server options */
+  cio_stream_opts copts;     /* client options */
+  const char *host;
+  cio_stream_handler handler;
+  struct srv_state st;
+  int (*client)(struct client_run *r, const char *port);
+  int client_rc;
+  char msg[512];
+};
+
+static int with_server(void *arg, void **res) {
+  (void)res;
+  struct client_run *r = arg;
+  cio_server *srv;
+  int rc = cio_start_server(r->handler, &r->st, "127.0.0.1", "0", &r->sopts, &srv);
+  if (rc < 0) return rc;
+  char port[8];
+  snprintf(port, sizeof port, "%d", cio_server_port(srv));
+  r->client_rc = r->client(r, port);
+  snprintf(r->msg, sizeof r->msg, "%s", cio_errmsg());
+  cio_server_close(srv);
+  rc = cio_server_wait_closed_timeout(srv, 5); /* the handlers finish on their own */
+  if (rc < 0) {
+    int rc2 = cio_server_shutdown(srv, 5);
+    (void)rc2;
+  }
+  cio_server_free(srv);
+  return rc;
+}
+
+static void run_with_server(struct client_run *r) {
+  int rc = run_real(with_server, r);
+  if (rc < 0) fail_msg("server: %s: %s", cio_err_name(rc), cio_errmsg());
+}
+
+static int echo_client(struct client_run *r, const char *port) {
+  cio_stream *s;
+  int rc = cio_open_connection(r->host, port, &r->copts, &s);
+  if (rc < 0) return rc;
+  CHECK(cio_stream_is_tls(s));
+  CHECK(cio_stream_tls_version(s) && strcmp(cio_stream_tls_version(s), "TLSv1.3") == 0);
+  CHECK(cio_stream_tls_cipher(s) != NULL);
+  char subj[128];
+  CHECK(cio_stream_tls_peer_subject(s, subj, sizeof subj) > 0);
+  CHECK(strcmp(subj, "CN = localhost") == 0);
+  const char *alpn = cio_stream_tls_alpn(s);
+  snprintf(r->st.version, 1, "%s", ""); /* unused */
+  for (int i = 0; i < 3; i++) {
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "line %d over TLS\n", i);
+    cio_stream_write(s, msg, (size_t)n);
+    const char *line;
+    ssize_t got = cio_stream_readline(s, &line);
+    CHECK(got == n && memcmp(line, msg, (size_t)n) == 0);
+  }
+  CHECK_RC(cio_stream_write_eof(s), 0); /* close_notify: the server's readline sees EOF */
+  const char *line;
+  CHECK_RC(cio_stream_readline(s, &line), 0); /* then the server's close_notify */
+  CHECK(cio_stream_at_eof(s));
+  cio_stream_close(s);
+  CHECK_RC(cio_stream_wait_closed(s), 0);
+  cio_stream_free(s);
+  return alpn && strcmp(alpn, "echo/1") == 0 ? 0 : cio_raise(CIO_ERUNTIME, "alpn %s", alpn);
+}
+
+static void test_stream_echo(void **state) {
+  (void)state;
+  const char *protos[] = {"echo/1", NULL};
+  cio_tls_options so = {.server = true, .cert_file = path("good.pem"), .key_file = path("key.pem"),
+                        .verify_client = true, .ca_file = path("ca.pem"), .alpn = protos};
+  cio_tls_options co = {.ca_file = path("ca.pem"), .cert_file = path("client.pem"), .alpn = protos};
+  struct client_run r = {.handler = line_echo_handler, .client = echo_client,
+                         .host = "127.0.0.1"};
+  r.sopts.tls = cio_tls_context_new(&so);
+  r.copts.tls = cio_tls_context_new(&co);
+  r.copts.server_hostname = "localhost"; /* overrides the host for SNI and the check */
+  assert_non_null(r.sopts.tls);
+  assert_non_null(r.copts.tls);
+  /* The server and the streams keep their own references. */
+  cio_tls_context *sctx = r.sopts.tls;
+  run_with_server(&r);
+  if (r.client_rc) fail_msg("client: %s: %s", cio_err_name(r.client_rc), r.msg);
+  assert_int_equal(r.st.handled, 1);
+  assert_int_equal(r.st.rc, 0);
+  assert_string_equal(r.st.subject, "CN = cio test client");
+  assert_string_equal(r.st.alpn, "echo/1");
+  /* IP address as the host: checked against the certificate's IP entry. */
+  r.copts.server_hostname = NULL;
+  run_with_server(&r);
+  if (r.client_rc) fail_msg("client by IP: %s: %s", cio_err_name(r.client_rc), r.msg);
+  cio_tls_context_unref(sctx);
+  cio_tls_context_unref(r.copts.tls);
+}
+
+/* 64 MiB both ways at once through the streams (write + drain, read). */
+struct sbulk {
+  cio_stream *s;
+  uint32_t id;
+};
+
+static int stream_bulk_writer(void *arg, void **res) {
+  (void)res;
+  struct sbulk *b = arg;
+  unsigned char *buf = malloc(65536);
+  if (!buf) return -ENOMEM;
+  int rc = 0;
+  for (size_t off = 0; off < (64u << 20) && rc == 0; off += 65536) {
+    fill_pattern(buf, 65536, b->id, off);
+    rc = cio_stream_write(b->s, buf, 65536);
+    if (rc == 0) rc = cio_stream_drain(b->s);
+  }
+  free(buf);
+  if (rc == 0) rc = cio_stream_write_eof(b->s);
+  return rc;
+}
+
+/* Read to EOF, checking the pattern of `id`. */
+static int stream_bulk_read(cio_stream *s, uint32_t id, size_t *total) {
+  unsigned char *buf = malloc(65536), *exp = malloc(65536);
+  if (!buf || !exp) return free(buf), free(exp), -ENOMEM;
+  uint64_t sum = FNV_INIT, want = FNV_INIT;
+  size_t off = 0;
+  int rc = 0;
+  for (;;) {
+    ssize_t n = cio_stream_read(s, buf, 65536);
+    if (n <= 0) {
+      rc = (int)n;
+      break;
+    }
+    fill_pattern(exp, (size_t)n, id, off);
+    sum = fnv1a(sum, buf, (size_t)n);
+    want = fnv1a(want, exp, (size_t)n);
+    off += (size_t)n;
+  }
+  free(buf), free(exp);
+  *total = off;
+  if (rc == 0 && sum != want) rc = cio_raise(CIO_ERUNTIME, "checksum mismatch after %zu bytes", off);
+  return rc;
+}
+
+static int bulk_both(cio_stream *s, uint32_t out, uint32_t in, size_t *got) {
+  struct sbulk b = {.s = s, .id = out};
+  cio_task *w = cio_create_task(stream_bulk_writer, &b, NULL);
+  if (!w) return cio_errcode();
+  int rc = stream_bulk_read(s, in, got);
+  int wrc = cio_await(w, NULL);
+  cio_task_unref(w);
+  return rc < 0 ? rc : wrc;
+}
+
+static int bulk_handler(cio_stream *s, void *arg) {
+  struct srv_state *st = arg;
+  st->handled++;
+  return st->rc = bulk_both(s, 20, 10, &st->bytes);
+}
+
+static int bulk_stream_client(struct client_run *r, const char *port) {
+  cio_stream *s;
+  int rc = cio_open_connection(r->host, port, &r->copts, &s);
+  if (rc < 0) return rc;
+  size_t got = 0;
+  rc = bulk_both(s, 10, 20, &got);
+  if (rc == 0 && got != (64u << 20)) rc = cio_raise(CIO_ERUNTIME, "client got %zu bytes", got);
+  cio_stream_close(s);
+  int wc = cio_stream_wait_closed(s);
+  cio_stream_free(s);
+  return rc < 0 ? rc : wc;
+}
+
+static void test_stream_64mib_both_ways(void **state) {
+  (void)state;
+  struct client_run r = {.handler = bulk_handler, .client = bulk_stream_client, .host = "localhost"};
+  r.sopts.tls = server_ctx("good.pem", false, NULL);
+  r.copts.tls = client_ctx();
+  run_with_server(&r);
+  if (r.client_rc) fail_msg("client: %s: %s", cio_err_name(r.client_rc), r.msg);
+  if (r.st.rc) fail_msg("server: %s", cio_err_name(r.st.rc));
+  assert_int_equal(r.st.bytes, 64u << 20);
+  cio_tls_context_unref(r.sopts.tls);
+  cio_tls_context_unref(r.copts.tls);
+}
+
+/* A bad certificate fails cio_open_connection with its code; no stream. */
+static int bad_cert_client(struct client_run *r, const char *port) {
+  cio_stream *s = (cio_stream *)1;
+  int rc = cio_open_connection(r->host, port, &r->copts, &s);
+  CHECK(s == NULL);
+  return rc;
+}
+
+static void test_stream_bad_certificate(void **state) {
+  (void)state;
+  struct client_run r = {.handler = line_echo_handler, .client = bad_cert_client,
+                         .host = "localhost"};
+  r.sopts.tls = server_ctx("expired.pem", false, NULL);
+  r.copts.tls = client_ctx();
+  run_with_server(&r);
+  assert_code(r.client_rc, CIO_ECERT);
+  assert_non_null(strstr(r.msg, "certificate has expired"));
+  assert_int_equal(r.st.handled, 0); /* the handler never ran */
+  cio_tls_context_unref(r.sopts.tls);
+  /* A client context cannot serve. */
+  r.sopts.tls = r.copts.tls;
+  assert_int_equal(run_real(with_server, &r), -EINVAL);
+  cio_tls_context_unref(r.copts.tls);
+}
+
+/* The peer never answers: open_connection fails after tls_handshake_timeout. */
+static int stream_silent_main(void *arg, void **res) {
+  (void)res, (void)arg;
+  char port[8];
+  int lfd = listen_local(4, port);
+  CHECK(lfd >= 0);
+  cio_stream_opts o = {.tls = client_ctx(), .tls_handshake_timeout = 5};
+  double t0 = cio_loop_time(cur_loop());
+  cio_stream *s;
+  int rc = cio_open_connection("127.0.0.1", port, &o, &s);
+  double took = cio_loop_time(cur_loop()) - t0;
+  cio_tls_context_unref(o.tls);
+  cio_fd_close(lfd);
+  CHECK_RC(rc, -ETIMEDOUT);
+  CHECK(took >= 5 && took < 5.5);
+  return 0;
+}
+
+static void test_stream_handshake_timeout(void **state) {
+  (void)state;
+  int rc = run_virtual(stream_silent_main, NULL);
+  if (rc) fail_msg("%s: %s", cio_err_name(rc), cio_errmsg());
+}
+
+/* STARTTLS: a plain connection upgraded in place, on both sides. */
+static int starttls_client(struct client_run *r, const char *port) {
+  cio_stream *s;
+  int rc = cio_open_connection("127.0.0.1", port, NULL, &s);
+  if (rc < 0) return rc;
+  cio_stream_write(s, "STARTTLS\n", 9);
+  if (!r->st.pipelined) {
+    const char *line;
+    CHECK_RC(cio_stream_readline(s, &line), 3);
+    CHECK(memcmp(line, "OK\n", 3) == 0);
+  }
+  /* pipelined: the ClientHello follows the command at once, and the server's
+   * readline takes both in one read: start_tls hands the rest to TLS. */
+  rc = cio_stream_start_tls(s, r->copts.tls, "localhost");
+  if (rc == 0) {
+    CHECK(cio_stream_is_tls(s));
+    CHECK_RC(cio_stream_start_tls(s, r->copts.tls, "localhost"), -EALREADY);
+    cio_stream_write(s, "secret\n", 7);
+    const char *line;
+    CHECK_RC(cio_stream_readline(s, &line), 7);
+    CHECK(memcmp(line, "secret\n", 7) == 0);
+  }
+  cio_stream_close(s);
+  int wc = cio_stream_wait_closed(s);
+  cio_stream_free(s);
+  return rc < 0 ? rc : wc;
+}
+
+static void test_start_tls(void **state) {
+  (void)state;
+  for (int pipelined = 0; pipelined < 2; pipelined++) {
+    struct client_run r = {.handler = line_echo_handler, .client = starttls_client};
+    r.st.plain_then_tls = true;
+    r.st.pipelined = pipelined;
+    r.st.upgrade = server_ctx("good.pem", false, NULL);
+    r.copts.tls = client_ctx();
+    run_with_server(&r);
+    if (r.client_rc) fail_msg("client (pipelined %d): %s: %s", pipelined, cio_err_name(r.client_rc), r.msg);
+    if (r.st.rc) fail_msg("server (pipelined %d): %s", pipelined, cio_err_name(r.st.rc));
+    assert_string_equal(r.st.version, "TLSv1.3");
+    cio_tls_context_unref(r.st.upgrade);
+    cio_tls_context_unref(r.copts.tls);
+  }
+}
+
+/* A TLS server that closes the TCP connection without close_notify. */
+static int abrupt_handler(cio_stream *s, void *arg) {
+  struct srv_state *st = arg;
+  st->handled++;
+  cio_stream_write(s, "bye\n", 4);
+  CHECK_RC(cio_stream_drain(s), 0);
+  shutdown(cio_stream_fd(s), SHUT_RDWR); /* FIN, no close_notify */
+  return 0;
+}
+
+static int abrupt_stream_client(struct client_run *r, const char *port) {
+  cio_stream *s;
+  int rc = cio_open_connection(r->host, port, &r->copts, &s);
+  if (rc < 0) return rc;
+  const char *line;
+  CHECK_RC(cio_stream_readline(s, &line), 4);
+  rc = (int)cio_stream_readline(s, &line); /* EOF (0), or CIO_ETLS with strict_eof */
+  cio_stream_abort(s);
+  cio_stream_free(s);
+  return rc;
+}
+
+static void test_stream_eof_without_close_notify(void **state) {
+  (void)state;
+  struct client_run r = {.handler = abrupt_handler, .client = abrupt_stream_client,
+                         .host = "localhost"};
+  r.sopts.tls = server_ctx("good.pem", false, NULL);
+  r.copts.tls = client_ctx();
+  run_with_server(&r);
+  assert_code(r.client_rc, 0); /* EOF, as asyncio */
+  cio_tls_context_unref(r.copts.tls);
+  cio_tls_options o = {.ca_file = path("ca.pem"), .strict_eof = true};
+  r.copts.tls = cio_tls_context_new(&o);
+  run_with_server(&r);
+  assert_code(r.client_rc, CIO_ETLS);
+  assert_non_null(strstr(r.msg, "without close_notify"));
+  cio_tls_context_unref(r.copts.tls);
+  cio_tls_context_unref(r.sopts.tls);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_context_errors),
@@ -673,6 +1032,12 @@ int main(void) {
       cmocka_unit_test(test_handshake_timeout),
       cmocka_unit_test(test_client_certificates),
       cmocka_unit_test(test_alpn),
+      cmocka_unit_test(test_stream_echo),
+      cmocka_unit_test(test_stream_64mib_both_ways),
+      cmocka_unit_test(test_stream_bad_certificate),
+      cmocka_unit_test(test_stream_handshake_timeout),
+      cmocka_unit_test(test_start_tls),
+      cmocka_unit_test(test_stream_eof_without_close_notify),
   };
   return cmocka_run_group_tests(tests, make_certs, remove_certs);
 }
