@@ -750,7 +750,7 @@ static int echo_client(struct client_run *r, const char *port) {
   CHECK(cio_stream_tls_peer_subject(s, subj, sizeof subj) > 0);
   CHECK(strcmp(subj, "CN = localhost") == 0);
   const char *alpn = cio_stream_tls_alpn(s);
-  snprintf(r->st.version, 1, "%s", ""); /* unused */
+  CHECK(alpn && strcmp(alpn, "echo/1") == 0);
   for (int i = 0; i < 3; i++) {
     char msg[32];
     int n = snprintf(msg, sizeof msg, "line %d over TLS\n", i);
@@ -766,7 +766,7 @@ static int echo_client(struct client_run *r, const char *port) {
   cio_stream_close(s);
   CHECK_RC(cio_stream_wait_closed(s), 0);
   cio_stream_free(s);
-  return alpn && strcmp(alpn, "echo/1") == 0 ? 0 : cio_raise(CIO_ERUNTIME, "alpn %s", alpn);
+  return 0;
 }
 
 static void test_stream_echo(void **state) {
