@@ -440,7 +440,9 @@ static void stop_listening(cio_server *srv) {
       srv->acc[i].fd = -1;
     }
     if (srv->acc[i].task) {
-      cio_task_cancel(srv->acc[i].task, NULL);
+      /* Not cancelled: closing the fd wakes it with -EBADF (a cancel on top
+       * would leave that error unretrieved), and an acceptor in a back-off
+       * sleep finds its fd gone when it wakes. */
       cio_task_unref(srv->acc[i].task);
       srv->acc[i].task = NULL;
     }
