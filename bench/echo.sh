@@ -1,9 +1,10 @@
 #!/bin/sh
-# Echo benchmark: examples/echo_server (cio, one task per connection) against
-# bench/epoll_echo (a minimal hand-written epoll server: the physical limit),
+# Echo benchmark: examples/echo_server (cio streams, one task per connection)
+# and bench/sock_echo (the same on the sock_* calls) against bench/epoll_echo
+# (a minimal hand-written epoll server: the physical limit),
 # under bench/echo_load (C, epoll, closed loop: one 64-byte request in flight
 # per connection) with 1, 50 and 1,000 connections. Server on CPU 0, load on
-# CPU 1 (taskset). The two servers run alternately, each twice per
+# CPU 1 (taskset). The servers run alternately, each twice per
 # connection count, so that drift on a shared machine hits both alike.
 # Loopback only. Short runs: about 3 s each, ~40 s in all.
 #
@@ -13,9 +14,10 @@ build=${1:-build}
 secs=${2:-3}
 size=${3:-64}
 cio_srv="$build/examples/echo_server"
+sock_srv="$build/bench/bench_sock_echo"
 epoll_srv="$build/bench/bench_epoll_echo"
 load="$build/bench/bench_echo_load"
-for b in "$cio_srv" "$epoll_srv" "$load"; do
+for b in "$cio_srv" "$sock_srv" "$epoll_srv" "$load"; do
   [ -x "$b" ] || { echo "missing $b: build first (ninja -C $build)"; exit 1; }
 done
 pin_srv="taskset -c 0"
@@ -49,13 +51,16 @@ echo "echo benchmark: ${size}-byte request/response, ${secs} s per run, $(nproc)
 for conns in 1 50 1000; do
   echo "connections=$conns"
   best_cio=0
+  best_sock=0
   best_epoll=0
   for round in 1 2; do
     run cio "$cio_srv" "$conns"
     [ "$rps" -gt "$best_cio" ] && best_cio=$rps
+    run sock "$sock_srv" "$conns"
+    [ "$rps" -gt "$best_sock" ] && best_sock=$rps
     run epoll "$epoll_srv" "$conns"
     [ "$rps" -gt "$best_epoll" ] && best_epoll=$rps
   done
-  awk -v c="$best_cio" -v e="$best_epoll" -v n="$conns" \
-    'BEGIN { printf "  => conns=%d best rps: cio %d, epoll %d, cio/epoll = %.2f\n", n, c, e, e ? c / e : 0 }'
+  awk -v c="$best_cio" -v s="$best_sock" -v e="$best_epoll" -v n="$conns" \
+    'BEGIN { printf "  => conns=%d best rps: cio streams %d, cio sock_* %d, epoll %d, streams/sock = %.2f, streams/epoll = %.2f\n", n, c, s, e, s ? c / s : 0, e ? c / e : 0 }'
 done

@@ -52,7 +52,8 @@ LOADGEN_CPU = "1"
 # missing. Their command lines are templates: adjust here if a program's CLI
 # differs. {bin} is the binary, {port} the TCP port, {conns} the connection
 # count, {seconds} the measuring time, {size} the message size.
-CIO_ECHO_SERVER = ("examples/echo_server", "{bin} 127.0.0.1 {port}")
+CIO_ECHO_SERVER = ("examples/echo_server", "{bin} 127.0.0.1 {port}")  # streams
+CIO_SOCK_ECHO_SERVER = ("bench/bench_sock_echo", "{bin} 127.0.0.1 {port}")  # sock_* calls
 EPOLL_ECHO_SERVER = ("bench/bench_epoll_echo", "{bin} 127.0.0.1 {port}")
 # host port connections seconds size warm-up (the harness warms up itself)
 ECHO_LOAD = ("bench/bench_echo_load", "{bin} 127.0.0.1 {port} {conns} {seconds} {size} 0")
@@ -417,8 +418,11 @@ def echo_servers(build):
     """(label, argv template list, env, cpu) or (label, reason)."""
     out = []
     b = build.path(CIO_ECHO_SERVER[0])
-    out.append(("cio", CIO_ECHO_SERVER[1].replace("{bin}", rel(b)), None, SERVER_CPU) if b.exists()
-               else ("cio", f"{rel(b)} is not built (the io branch is not merged yet?)"))
+    out.append(("cio", CIO_ECHO_SERVER[1].replace("{bin}", rel(b)), None, SERVER_CPU)
+               if b.exists() else ("cio", f"{rel(b)} is not built"))
+    b = build.path(CIO_SOCK_ECHO_SERVER[0])
+    out.append(("cio sock_*", CIO_SOCK_ECHO_SERVER[1].replace("{bin}", rel(b)), None, SERVER_CPU)
+               if b.exists() else ("cio sock_*", f"{rel(b)} is not built"))
     b = build.path(EPOLL_ECHO_SERVER[0])
     out.append(("epoll (limit)", EPOLL_ECHO_SERVER[1].replace("{bin}", rel(b)), None, SERVER_CPU)
                if b.exists() else ("epoll (limit)", f"{rel(b)} is not built (the io branch is not merged yet?)"))
@@ -671,7 +675,7 @@ def check_targets(results):
             text = f"server CPU per request ≤ the most efficient peer's, req/s ≥ its, at {conns} conn(s)"
             peers = {}
             for k, row in w5["rows"].items():
-                if k in ("cio", "epoll (limit)") or not row.get(c, {}).get("runs"):
+                if k in ("cio", "epoll (limit)") or k.startswith("cio ") or not row.get(c, {}).get("runs"):
                     continue
                 peers[k] = (stats([r["cpu us/req"] for r in row[c]["runs"]]),
                             stats([r["req/s"] for r in row[c]["runs"]]))
@@ -684,6 +688,19 @@ def check_targets(results):
             out.append(("W5", text, f"cio {fmt(cs['median'])} µs, {fmt(crs['median'])} req/s; "
                                     f"{best} {fmt(peers[best][0]['median'])} µs, "
                                     f"{fmt(peers[best][1]['median'])} req/s", ok))
+        # streams vs the same server on the raw socket calls (issue 9: within 10%)
+        for conns in ECHO_CONNS:
+            c = str(conns)
+            a = w5["rows"].get("cio", {}).get(c)
+            b = w5["rows"].get("cio sock_*", {}).get(c)
+            text = f"streams echo server CPU per request within 10% of the sock_* one, at {conns} conn(s)"
+            if not (a and a.get("runs") and b and b.get("runs")):
+                out.append(("W5", text, "not measured", None))
+                continue
+            sa = stats([r["cpu us/req"] for r in a["runs"]])["median"]
+            sb = stats([r["cpu us/req"] for r in b["runs"]])["median"]
+            out.append(("W5", text, f"streams {fmt(sa)} µs, sock_* {fmt(sb)} µs ({sa / sb:.2f}×)",
+                        sa <= 1.10 * sb))
     return out
 
 
@@ -744,7 +761,8 @@ def render_echo_table(res):
                 runs = row[c]["runs"]
                 cell_stats[label] = {k: stats([r.get(k) for r in runs])
                                      for k in ("req/s", "p50 us", "p99 us", "cpu us/req")}
-        peers = {k: v for k, v in cell_stats.items() if k not in ("cio", "epoll (limit)")}
+        peers = {k: v for k, v in cell_stats.items()
+                 if k not in ("cio", "epoll (limit)") and not k.startswith("cio ")}
         best_cpu = min(peers, key=lambda k: peers[k]["cpu us/req"]["median"]) if peers else None
         best_rps = max(peers, key=lambda k: peers[k]["req/s"]["median"]) if peers else None
         for label, row in res["rows"].items():
@@ -954,7 +972,9 @@ def render(results, meta, out_dir):
     if "W5" in results:
         L.append(f"## W5: {results['W5']['title']}")
         L.append("")
-        L.append("Servers: cio (examples/echo_server), the hand-written single-threaded epoll "
+        L.append("Servers: cio (streams: examples/echo_server, cio_start_server, cio_stream_read, "
+                 "write + drain), cio sock_* (the same server on the raw socket calls: "
+                 "bench/sock_echo.c), the hand-written single-threaded epoll "
                  "server in C (the limit), asyncio and uvloop each with streams and with a "
                  "Protocol, Go (a goroutine per connection), Tokio current_thread (a task per "
                  "connection), libuv with its own callbacks (uv_try_write, then uv_write).")

@@ -8,7 +8,7 @@ hello_world say_after_sequential say_after_tasks say_after_taskgroup nested
 dosomething gather_exceptions chain future_mark_done producer_consumer
 coro_vs_task fetch_sync fetch_gather workers fetch_five wait_for_timeout
 gather_report factorial background_tasks lock_workers to_thread
-blocking_mistake wait_first_completed as_completed"
+blocking_mistake wait_first_completed as_completed streams_hello"
 total=0
 for name in $examples; do
   bin=$dir/examples/$name
