@@ -24,7 +24,7 @@ done
 command -v openssl >/dev/null || { echo "needs the openssl command"; exit 1; }
 tmp=$(mktemp -d)
 srv=""
-trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
 openssl req -x509 $ec -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 2 -subj "/CN=bench CA" 2>/dev/null
 openssl req $ec -keyout "$tmp/key.pem" -out "$tmp/srv.csr" -subj "/CN=localhost" 2>/dev/null
