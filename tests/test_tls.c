@@ -609,6 +609,44 @@ static void test_alpn(void **state) {
   cio_tls_context_unref(sctx);
 }
 
+/* ---- a peer that does not speak TLS ------------------------------------------------- */
+
+static int plain_peer_main(void *arg, void **res) {
+  (void)res;
+  bool tls_is_server = *(bool *)arg;
+  char port[8];
+  int lfd = listen_local(4, port);
+  CHECK(lfd >= 0);
+  int cfd = cio_tcp_connect("127.0.0.1", port);
+  CHECK(cfd >= 0);
+  int sfd = cio_sock_accept(lfd, NULL, NULL);
+  CHECK(sfd >= 0);
+  int tls_fd = tls_is_server ? sfd : cfd, plain_fd = tls_is_server ? cfd : sfd;
+  const char *text = tls_is_server ? "GET / HTTP/1.0\r\n\r\n" : "HTTP/1.0 400 Bad Request\r\n\r\n";
+  CHECK_RC(cio_sock_sendall(plain_fd, text, strlen(text), NULL), 0);
+  cio_tls_context *ctx = tls_is_server ? server_ctx("good.pem", false, NULL) : client_ctx();
+  struct cio__transport *t;
+  CHECK_RC(cio__tls_transport_new(ctx, tls_fd, "localhost", tls_is_server, NULL, 0, &t), 0);
+  int rc = cio__tls_handshake(t, 5, "handshake");
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s", cio_errmsg());
+  t->ops->destroy(t);
+  cio_tls_context_unref(ctx);
+  cio_fd_close(cfd), cio_fd_close(sfd), cio_fd_close(lfd);
+  CHECK_RC(rc, CIO_ETLS);
+  CHECK(strstr(msg, tls_is_server ? "http request" : "wrong version number"));
+  return 0;
+}
+
+static void test_peer_not_tls(void **state) {
+  (void)state;
+  for (int server = 0; server < 2; server++) {
+    bool b = server;
+    int rc = run_real(plain_peer_main, &b);
+    if (rc) fail_msg("TLS %s: %s: %s", b ? "server" : "client", cio_err_name(rc), cio_errmsg());
+  }
+}
+
 /* ---- contexts: bad options ---------------------------------------------------------- */
 
 static void test_context_errors(void **state) {
@@ -1032,6 +1070,7 @@ int main(void) {
       cmocka_unit_test(test_handshake_timeout),
       cmocka_unit_test(test_client_certificates),
       cmocka_unit_test(test_alpn),
+      cmocka_unit_test(test_peer_not_tls),
       cmocka_unit_test(test_stream_echo),
       cmocka_unit_test(test_stream_64mib_both_ways),
       cmocka_unit_test(test_stream_bad_certificate),
