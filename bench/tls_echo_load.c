@@ -5,11 +5,13 @@
  * are done before the clock starts: this measures the cost of requests on
  * established connections, not of handshakes.
  *
- * Usage: bench_tls_echo_load cafile port connections seconds [size=64] [server_pid]
- * Prints one line:
+ * Usage: bench_tls_echo_load cafile port connections seconds [size=64] [server_pid=0]
+ *                            [warmup=0.5]
+ * Prints two lines (the second in bench/run.py's format):
  *   conns=50 size=64 seconds=3.00 requests=... rps=... server_cpu_us_per_req=...
- * With server_pid, the server's CPU time (user + system, /proc/PID/stat)
- * over the measured seconds, divided by the requests.
+ *   tls_echo_load: ... req/s, ... requests
+ * With server_pid > 0, the server's CPU time (user + system, /proc/PID/stat)
+ * over the measured seconds (after the warm-up), divided by the requests.
  */
 #include <cio.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@ static int nconn;
 static double seconds;
 static size_t size;
 static int server_pid;
+static double warmup = 0.5;
 static volatile bool measuring, stop;
 static unsigned long long requests;
 
@@ -73,7 +76,7 @@ static int main_task(void *arg, void **res) {
   cio_tls_context_unref(so.tls);
   if (rc < 0) return rc;
   for (int i = 0; i < nconn; i++) ts[i] = cio_create_task(run_conn, ss[i], NULL);
-  if ((rc = cio_sleep(0.5)) < 0) return rc; /* warm-up */
+  if (warmup > 0 && (rc = cio_sleep(warmup)) < 0) return rc;
   double c0 = server_cpu();
   double t0 = cio_loop_time(cio_get_running_loop());
   measuring = true;
@@ -98,13 +101,13 @@ static int main_task(void *arg, void **res) {
   if (server_pid > 0 && requests)
     printf(" server_cpu_us_per_req=%.2f server_cpu_pct=%.0f", (c1 - c0) * 1e6 / (double)requests,
            (c1 - c0) / el * 100);
-  printf("\n");
+  printf("\ntls_echo_load: %.0f req/s, %llu requests\n", (double)requests / el, requests);
   return rc;
 }
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: %s cafile port connections seconds [size=64] [server_pid]\n", argv[0]);
+    fprintf(stderr, "usage: %s cafile port connections seconds [size=64] [server_pid] [warmup]\n", argv[0]);
     return 2;
   }
   cafile = argv[1];
@@ -113,7 +116,9 @@ int main(int argc, char **argv) {
   seconds = atof(argv[4]);
   size = argc > 5 ? (size_t)atol(argv[5]) : 64;
   server_pid = argc > 6 ? atoi(argv[6]) : 0;
-  if (nconn < 1 || nconn > 10000 || seconds <= 0 || seconds > 60 || size < 1 || size > 65536) {
+  warmup = argc > 7 ? atof(argv[7]) : 0.5;
+  if (nconn < 1 || nconn > 10000 || seconds <= 0 || seconds > 60 || size < 1 || size > 65536 ||
+      !(warmup >= 0 && warmup <= 60)) {
     fprintf(stderr, "tls_echo_load: connections 1..10000, seconds 0..60, size 1..65536\n");
     return 2;
   }
