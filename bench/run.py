@@ -4,7 +4,7 @@
     bench/run.sh [--quick] [options]        (installs the peers, builds, runs this)
     /usr/bin/python3 bench/run.py [options]  (this alone: nothing is installed)
 
-Runs every workload (W1-W6) for cio and each peer, alternating them (A B C A
+Runs every workload (W1-W7; W7 is the W5 echo over TLS) for cio and each peer, alternating them (A B C A
 B C ...), --runs times each, and writes bench/results/RESULTS.md (machine,
 software versions, method, the exact commands, one table per workload with
 median, min-max and each peer's ratio to cio, the targets and whether cio
