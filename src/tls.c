@@ -718,6 +718,9 @@ int cio__tls_secure_stream(cio_stream *s, cio_tls_context *ctx, const char *serv
   if (ctx->server) server_side = true; /* start_tls with a server context: the server side */
   int fd = cio__stream_fd(s);
   if (fd < 0) return cio__fail(-EBADF, "%s: the stream is closed", who);
+  if (!server_side && !server_hostname && ctx->verify)
+    return cio__fail(-EINVAL, "%s: a server_hostname is needed to verify the server's "
+                              "certificate (\"\" checks the chain only)", who);
   /* Bytes the stream read past the plain-text part (a pipelined ClientHello
    * after STARTTLS) are the start of the TLS stream. */
   const char *data = NULL;

@@ -46,8 +46,10 @@ bool cio__tls_context_is_server(const cio_tls_context *ctx);
  * stream's fd (taking the bytes the stream has read but nobody consumed as
  * the first TLS bytes), run the handshake bounded by the stream's
  * tls_handshake_timeout, install the transport. The role is the server's when
- * server_side or when ctx is a server context. Suspends. Returns 0 or the
- * errors of cio__tls_handshake, -EINVAL, -EBADF (stream closed), -ENOMEM,
+ * server_side or when ctx is a server context. A verifying client needs a
+ * server_hostname ("" = check the chain only). Suspends. Returns 0 or the
+ * errors of cio__tls_handshake, -EINVAL (no context; a verifying client with
+ * no server_hostname), -EBADF (stream closed), -ENOMEM,
  * -ENOTSUP; on failure the stream is left plain (its unread bytes consumed). */
 int cio__tls_secure_stream(cio_stream *s, cio_tls_context *ctx, const char *server_hostname,
                            bool server_side, const char *who);

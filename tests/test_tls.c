@@ -986,7 +986,10 @@ static int starttls_client(struct client_run *r, const char *port) {
   }
   /* pipelined: the ClientHello follows the command at once, and the server's
    * readline takes both in one read: start_tls hands the rest to TLS. */
-  rc = cio_stream_start_tls(s, r->copts.tls, "localhost");
+  /* A verifying client must name the server. */
+  CHECK_RC(cio_stream_start_tls(s, r->copts.tls, NULL), -EINVAL);
+  CHECK(!cio_stream_is_tls(s));
+  rc = cio_stream_start_tls(s, r->copts.tls, r->st.pipelined ? "" : "localhost"); /* "": chain only */
   if (rc == 0) {
     CHECK(cio_stream_is_tls(s));
     CHECK_RC(cio_stream_start_tls(s, r->copts.tls, "localhost"), -EALREADY);

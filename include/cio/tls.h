@@ -25,8 +25,11 @@
  * Defaults are the safe ones: a client verifies the server's certificate
  * chain against the system's CA store (or ca_file / ca_dir) and checks that
  * it is valid for the host name (DNS names by name, IP addresses as IPs),
- * which is also sent as SNI (IP addresses are not, per RFC 6066). TLS 1.2 is
- * the minimum; renegotiation is refused.
+ * which is also sent as SNI (IP addresses are not, per RFC 6066). The name
+ * is cio_stream_opts.server_hostname, else the host given to
+ * cio_open_connection; a verifying client without one (a Unix socket,
+ * start_tls with NULL) fails with -EINVAL, as asyncio; "" verifies the chain
+ * but no name. TLS 1.2 is the minimum; renegotiation is refused.
  *
  * Errors during the handshake fail the connect (or start_tls):
  *   CIO_ECERT   the peer's certificate did not verify; the message says why in
