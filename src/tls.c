@@ -555,7 +555,9 @@ static ssize_t tr_writev(struct cio__transport *bt, const struct iovec *iov, int
     int r = SSL_write_ex(t->ssl, p, len, &w);
     if (r != 1) {
       ssize_t rc = tr_fail(t, r, want, "write");
-      if (rc == 0) rc = -EPIPE; /* cannot happen on a write */
+      if (rc == 0) /* the peer's close_notify (TLS 1.2 allows no more writing) */
+        rc = cio__fail(-EPIPE, "TLS write (fd %d): %s closed the connection (close_notify)",
+                       bt->fd, peer_name(t));
       if (rc == -EAGAIN && done) return (ssize_t)done;
       return rc;
     }
