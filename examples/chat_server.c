@@ -3,7 +3,7 @@
  * what it has not read waits in its stream's write queue, bounded; when the
  * queue passes the bound the client is dropped with a message. SIGTERM (or
  * Ctrl-C) shuts the server down: every handler is cancelled and waited for
- * (cio_server_shutdown). The Python twin is examples/py/chat_server.py.
+ * (cio_server_shutdown). The Python twin is examples/py/streams/chat_server.py.
  *
  * Usage: chat_server [host] [port]   (127.0.0.1 8888; port 0 = any free
  * port, the line "serving on HOST:PORT" tells which). Try it with

@@ -1,6 +1,6 @@
 /* A TCP echo client on streams, as asyncio's documentation writes it
  * (tcp_echo_client.py, here sending several lines; the Python twin is
- * examples/py/tcp_echo_client.py).
+ * examples/py/streams/tcp_echo_client.py).
  *
  *   async def tcp_echo_client(n):
  *       reader, writer = await asyncio.open_connection('127.0.0.1', 8888)

@@ -1,6 +1,6 @@
 /* A TCP echo server on streams, as asyncio's documentation writes it
  * (tcp_echo_server.py, here echoing until the client closes; the Python twin
- * is examples/py/tcp_echo_server.py). The benchmarks use it (bench/echo.sh,
+ * is examples/py/streams/tcp_echo_server.py). The benchmarks use it (bench/echo.sh,
  * bench/run.py W5) beside bench/sock_echo.c, the same server on sock_*.
  *
  *   async def handle_echo(reader, writer):          static int handle_echo(cio_stream *s, void *arg) {

@@ -137,8 +137,8 @@ static size_t interleave(struct addrinfo *res, const struct addrinfo **out, size
 
 /* Try the addresses: one after another (delay 0), or staggered by delay
  * with the first connection winning. Returns the fd or an error. */
-static int connect_addrs(struct addrinfo *res, double delay, const char *host, const char *port,
-                         const char *who) {
+int cio__connect_addrs(struct addrinfo *res, double delay, const char *host, const char *port,
+                       const char *who) {
   const struct addrinfo *list[128];
   size_t n = 0;
   if (delay > 0) {
@@ -241,7 +241,7 @@ static int open_tcp(struct open_args *a) {
   struct addrinfo *res;
   int rc = cio_getaddrinfo(a->host, a->port, &hints, &res);
   if (rc < 0) return rc;
-  int fd = connect_addrs(res, a->delay, a->host, a->port, who);
+  int fd = cio__connect_addrs(res, a->delay, a->host, a->port, who);
   freeaddrinfo(res);
   if (fd < 0) return fd;
   return finish_open(fd, a->opts, a->host, a->out);
@@ -326,6 +326,7 @@ struct cio_server {
   struct conn *head;
   size_t nconns;
   size_t tasks;     /* acceptors and connections still running */
+  bool is_unix;
   bool serving;
   bool closed;
   bool freed;
@@ -354,11 +355,14 @@ static void report(cio_server *srv, cio_task *t, int rc, const char *what) {
   cio_loop_call_exception_handler(srv->loop, &ctx);
 }
 
+static void conn_unlink(cio_server *srv, struct conn *c);
+
 static int conn_main(void *arg, void **result) {
   (void)result;
   struct conn *c = arg;
   cio_server *srv = c->srv;
   cio_task *self = cio_current_task();
+  c->task = self; /* borrowed: valid while c is linked (this body runs) */
   int rc = 0;
   if (srv->tls) rc = cio__stream_secure(c->s, srv->tls, NULL, true);
   if (rc == 0) {
@@ -375,22 +379,29 @@ static int conn_main(void *arg, void **result) {
     if (cio_stream_wait_closed(c->s) == -ECANCELED) cio_stream_abort(c->s);
   }
   cio_stream_free(c->s);
-  if (c->prev) c->prev->next = c->next;
-  else srv->head = c->next;
-  if (c->next) c->next->prev = c->prev;
-  srv->nconns--;
-  srv->tasks--;
-  cio_task_unref(c->task);
+  conn_unlink(srv, c);
   free(c);
   check_idle(srv);
   srv_release(srv);
   return 0;
 }
 
+static void conn_unlink(cio_server *srv, struct conn *c) {
+  if (c->prev) c->prev->next = c->next;
+  else srv->head = c->next;
+  if (c->next) c->next->prev = c->prev;
+  srv->nconns--;
+  srv->tasks--;
+}
+
 static int acceptor_main(void *arg, void **result) {
   (void)result;
   struct acceptor *a = arg;
   cio_server *srv = a->srv;
+  /* Eager: the handler runs at once, up to its first suspension, so a
+   * connection task is never left unstarted (a task cancelled before its
+   * first step would never run its body, and its stream would leak). */
+  cio_task_options eager = {.eager_start = true, .stack_size = srv->opts.handler_stack_size};
   for (;;) {
     int fd = cio_sock_accept(a->fd, NULL, NULL);
     if (fd < 0) {
@@ -403,30 +414,35 @@ static int acceptor_main(void *arg, void **result) {
       cio_fd_close(fd);
       break;
     }
+    if (!srv->is_unix) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as asyncio */
+    }
     struct conn *c = calloc(1, sizeof *c);
     int rc = c ? cio_stream_from_fd(fd, &srv->opts, &c->s) : -ENOMEM;
-    if (rc == 0) {
-      c->srv = srv;
-      c->task = cio_create_task(conn_main, c, NULL);
-      if (!c->task) {
-        rc = cio_errcode();
-        cio_stream_free(c->s);
-        fd = -1;
-      }
-    }
     if (rc < 0) {
-      if (fd >= 0 && !(c && c->s)) cio_fd_close(fd);
+      cio_fd_close(fd);
       free(c);
       report(srv, cio_current_task(), rc, "cannot start a connection (cio_start_server)");
       continue;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on Unix */
+    c->srv = srv;
     c->next = srv->head;
     if (srv->head) srv->head->prev = c;
     srv->head = c;
     srv->nconns++;
     srv->tasks++;
+    /* The body may run to its end inside this call: c is not touched after. */
+    cio_task *t = cio_create_task(conn_main, c, &eager);
+    if (!t) {
+      rc = cio_errcode();
+      conn_unlink(srv, c);
+      cio_stream_free(c->s);
+      free(c);
+      report(srv, cio_current_task(), rc, "cannot start a connection (cio_start_server)");
+      continue;
+    }
+    cio_task_detach(t);
   }
   srv->tasks--;
   srv_release(srv);
@@ -586,6 +602,7 @@ int cio_start_unix_server(cio_stream_handler handler, void *arg, const char *pat
     return fd;
   }
   srv->acc[srv->nfds++].fd = fd;
+  srv->is_unix = true;
   srv->unix_path = strdup(path);
   if (!srv->unix_path) {
     srv_discard(srv);

@@ -66,6 +66,7 @@ struct cio_stream {
   bool aborted;
   int werr;         /* the connection's write error (sticky) */
   cio_handle *retry; /* transport wanted IN while flushing: poll again later */
+  cio_handle *shut_timer; /* bounds the close of a transport stream */
   cio_event drain_ev;  /* set while not paused */
   cio_event empty_ev;  /* set while the queue is empty */
   cio_event closed_ev; /* set once the fd is closed or the connection broke */
@@ -102,6 +103,10 @@ static int fill_opts(cio_stream_opts *o, const cio_stream_opts *in, const char *
       o->tls_handshake_timeout < 0 || isnan(o->tls_shutdown_timeout) ||
       o->tls_shutdown_timeout < 0 || o->backlog < 0)
     return cio__fail(-EINVAL, "%s: a negative or NaN timeout, delay or backlog in the options", who);
+  if (o->handler_stack_size && (o->handler_stack_size < CIO_STACK_MIN ||
+                                 o->handler_stack_size > (size_t)1 << 30))
+    return cio__fail(-EINVAL, "%s: handler_stack_size %zu is out of range (%u bytes to 1 GiB)",
+                     who, o->handler_stack_size, CIO_STACK_MIN);
   if (!o->tls_handshake_timeout) o->tls_handshake_timeout = 60.0;
   if (!o->tls_shutdown_timeout) o->tls_shutdown_timeout = 30.0;
   o->server_hostname = NULL; /* not kept (only read during the call) */
@@ -195,6 +200,11 @@ static void stop_flushing(cio_stream *s) {
 
 /* Close the fd now. */
 static void close_fd(cio_stream *s) {
+  if (s->shut_timer) {
+    cio_handle_cancel(s->shut_timer);
+    cio_handle_unref(s->shut_timer);
+    s->shut_timer = NULL;
+  }
   if (s->fd < 0) return;
   stop_flushing(s);
   cio_fd_close(s->fd); /* wakes a reader waiting on it with -EBADF */
@@ -362,21 +372,22 @@ static int begin_read(cio_stream *s, struct cio_task **t, const char *who) {
     return cio__fail(-EBUSY, "%s: another task is already reading this stream", who);
   bind_loop(s);
   s->reading = true;
-  return 0;
-}
-
-static void end_read(cio_stream *s) {
-  s->reading = false;
+  /* The previous call's line pointer may point into the buffer until now:
+   * only here may an empty buffer be rewound or a big one given back. */
   if (s->rstart == s->rend) {
     s->rstart = s->rend = 0;
     if (s->rcap > RBUF_KEEP) drop_rbuf(s);
   }
+  return 0;
 }
+
+static void end_read(cio_stream *s) { s->reading = false; }
 
 static ssize_t do_read(cio_stream *s, void *buf, size_t n) {
   const char *who = "cio_stream_read";
   struct cio_task *t;
   if (s && !buf && n) return cio__fail(-EINVAL, "%s: buf is NULL", who);
+  if (s && n > SSIZE_MAX) return cio__fail(-EINVAL, "%s: n is negative (or too large)", who);
   int rc = begin_read(s, &t, who);
   if (rc < 0) return rc;
   ssize_t r = 0;
@@ -585,6 +596,7 @@ static ssize_t do_readline(cio_stream *s, const char **line) {
 static int do_readexactly(cio_stream *s, void *buf, size_t n) {
   const char *who = "cio_stream_readexactly";
   if (s && !buf && n) return cio__fail(-EINVAL, "%s: buf is NULL", who);
+  if (s && n > SSIZE_MAX) return cio__fail(-EINVAL, "%s: n is negative (or too large)", who);
   struct cio_task *t;
   int rc = begin_read(s, &t, who);
   if (rc < 0) return rc;
@@ -731,20 +743,54 @@ static void broken(cio_stream *s, int err) {
   cio_event_set(&s->closed_ev);
 }
 
-static void half_close(cio_stream *s) {
-  s->eof_wanted = false;
-  if (s->eof_sent || s->fd < 0) return;
-  s->eof_sent = true;
-  if (s->transport) {
-    unsigned want;
-    s->transport->ops->write_eof(s->transport, &want); /* one attempt; TLS close_notify */
-    if (s->transport) return;
+static void arm_flush(cio_stream *s, unsigned want);
+
+/* Send the EOF (shutdown(SHUT_WR), a transport's write_eof such as TLS
+ * close_notify, or closing a pipe's write end). Returns false when the
+ * transport must wait (-EAGAIN): the flush machinery is armed and calls
+ * again. */
+static bool send_eof(cio_stream *s) {
+  if (s->eof_sent || s->fd < 0) {
+    s->eof_wanted = false;
+    return true;
   }
+  if (s->transport) {
+    unsigned want = CIO__POLL_OUT;
+    int r = s->transport->ops->write_eof(s->transport, &want);
+    if (r == -EAGAIN) {
+      arm_flush(s, want);
+      return false;
+    }
+    s->eof_sent = true;
+    s->eof_wanted = false;
+    if (r < 0) broken(s, r);
+    return true;
+  }
+  s->eof_sent = true;
+  s->eof_wanted = false;
   if (s->is_sock) {
     if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN) broken(s, -errno);
   } else {
     close_fd(s); /* a pipe's write end ends by being closed */
   }
+  return true;
+}
+
+/* A transport stream being closed: bounded by tls_shutdown_timeout
+ * (asyncio's ssl_shutdown_timeout), then aborted. */
+static void on_shutdown_timeout(void *arg) {
+  cio_stream *s = arg;
+  cio_handle_unref(s->shut_timer);
+  s->shut_timer = NULL;
+  s->wstart = s->wend = 0;
+  close_fd(s);
+}
+
+static void start_shutdown_timer(cio_stream *s) {
+  if (s->transport && !s->shut_timer && s->loop &&
+      cio_call_later(s->loop, s->opts.tls_shutdown_timeout, on_shutdown_timeout, s,
+                     &s->shut_timer) < 0)
+    s->shut_timer = NULL;
 }
 
 /* Everything flushed: what was waiting for that. */
@@ -753,14 +799,13 @@ static void flushed(cio_stream *s) {
   if (s->wcap > WBUF_KEEP) drop_wbuf(s);
   cio_event_set(&s->empty_ev);
   unpause(s);
-  if (s->eof_wanted) half_close(s);
-  if (s->closing && s->fd >= 0) {
-    if (s->transport && !s->eof_sent) half_close(s);
-    close_fd(s);
-  }
+  bool eof = s->eof_wanted || (s->closing && s->transport && !s->eof_sent && !s->werr);
+  if (eof && !send_eof(s)) return; /* the transport waits: called again */
+  if (s->closing && s->fd >= 0) close_fd(s);
 }
 
 static void arm_flush(cio_stream *s, unsigned want) {
+  if (s->fd < 0) return;
   if (want == CIO__POLL_IN) {
     /* A transport that must read before it can write (rare): poll. */
     if (s->cb_armed) {
@@ -772,6 +817,12 @@ static void arm_flush(cio_stream *s, unsigned want) {
   }
   if (!s->cb_armed) {
     int rc = cio_add_writer(s->loop, s->fd, on_writable, s);
+    if (rc == -EBUSY) {
+      /* A task waits on the fd's writer slot itself (a transport read that
+       * must write first): poll until it is done. */
+      if (!s->retry && cio_call_later(s->loop, 0.001, on_retry, s, &s->retry) < 0) s->retry = NULL;
+      return;
+    }
     if (rc < 0) {
       broken(s, rc);
       return;
@@ -796,7 +847,7 @@ static void flush(cio_stream *s) {
     }
     s->wstart += (size_t)r;
     if (s->paused && queued(s) <= s->low) unpause(s);
-    if ((size_t)r < iov.iov_len && !s->transport) {
+    if (r == 0 || ((size_t)r < iov.iov_len && !s->transport)) {
       arm_flush(s, CIO__POLL_OUT); /* the kernel is full: wait for room */
       return;
     }
@@ -853,6 +904,8 @@ static int write_iov(cio_stream *s, const struct iovec *iov, int cnt, const char
   size_t total = 0;
   for (int i = 0; i < cnt; i++) {
     if (!iov[i].iov_base && iov[i].iov_len) return cio__fail(-EINVAL, "%s: buffer %d is NULL", who, i);
+    if (iov[i].iov_len > SSIZE_MAX || total + iov[i].iov_len > SSIZE_MAX)
+      return cio__fail(-EINVAL, "%s: a negative (or too large) size", who);
     total += iov[i].iov_len;
   }
   if (!total) return 0;
@@ -956,7 +1009,7 @@ int cio_stream_write_eof(cio_stream *s) {
   if (s->fd < 0) return cio__fail(-EBADF, "%s: the stream is closed", who);
   if (!s->can_eof) return cio__fail(-ENOTSUP, "%s: this fd cannot be half-closed", who);
   s->eof_wanted = true;
-  if (!queued(s)) half_close(s);
+  if (!queued(s) && bind_loop(s)) send_eof(s);
   return s->werr ? s->werr : 0;
 }
 
@@ -968,12 +1021,16 @@ int cio_stream_close(cio_stream *s) {
   if (!s) return bad_stream("cio_stream_close");
   if (s->closing) return 0;
   s->closing = true;
+  bind_loop(s);
   if (!queued(s) || s->werr) {
     s->wstart = s->wend = 0;
-    if (s->transport && !s->eof_sent) half_close(s);
+    if (s->transport && !s->eof_sent && !s->werr && s->fd >= 0 && s->loop && !send_eof(s)) {
+      start_shutdown_timer(s); /* close_notify waits for room */
+      return 0;
+    }
     close_fd(s);
   } else {
-    bind_loop(s);
+    start_shutdown_timer(s);
     if (!s->cb_armed && !s->retry) arm_flush(s, CIO__POLL_OUT);
   }
   return 0;

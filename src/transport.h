@@ -14,6 +14,14 @@
  * tls_handshake_timeout) and installs the transport with
  * cio__stream_set_transport. Built without TLS it returns -ENOTSUP.
  *
+ * Closing: after the queue is flushed, cio_stream_write_eof and
+ * cio_stream_close call ops->write_eof once (TLS: close_notify); -EAGAIN
+ * with *want is retried when the fd is ready, as the flush is, and
+ * cio_stream_close on a transport stream is bounded by
+ * opts.tls_shutdown_timeout, after which the fd is closed anyway. The
+ * stream does not wait for the peer's close_notify. ops->destroy is called
+ * by cio_stream_free.
+ *
  * Waiting for the other direction: a transport read may want CIO__POLL_OUT
  * and a write CIO__POLL_IN (renegotiation, key updates). The stream handles
  * both: when the fd's slot for that direction is held by the stream's own
@@ -89,5 +97,13 @@ int cio__stream_flush(cio_stream *s);
  * a stream made by cio_stream_from_fd. */
 int cio__stream_fill_opts(cio_stream_opts *o, const cio_stream_opts *in, const char *who);
 void cio__stream_set_opts(cio_stream *s, const cio_stream_opts *o);
+
+/* open_connection's connecting step (exposed for the tests): try the
+ * addresses of res in order, staggered by delay (happy eyeballs) when delay
+ * > 0. Returns the connected fd or the last error (host, port and who only
+ * name things in the message). Suspends. */
+struct addrinfo;
+int cio__connect_addrs(struct addrinfo *res, double delay, const char *host, const char *port,
+                       const char *who);
 
 #endif

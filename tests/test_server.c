@@ -107,7 +107,7 @@ static int t_many(void *arg, void **result) {
   int n = (int)(intptr_t)arg;
   memset(&st, 0, sizeof st);
   cio_server *srv;
-  cio_stream_opts o = {.backlog = 2048};
+  cio_stream_opts o = {.backlog = 2048, .handler_stack_size = 64 * 1024};
   CHECK_RC(cio_start_server(echo_handler, NULL, "127.0.0.1", "0", &o, &srv), 0);
   int port = cio_server_port(srv);
   CHECK(port > 0);
@@ -248,9 +248,17 @@ static int stuck_handler(cio_stream *s, void *arg) {
   return rc;
 }
 
+static int count_fds(void) {
+  int n = 0;
+  for (int fd = 0; fd < 4096; fd++)
+    if (fcntl(fd, F_GETFD) >= 0) n++;
+  return n;
+}
+
 static int t_shutdown(void *arg, void **result) {
   (void)arg;
   (void)result;
+  int fds_before = count_fds();
   memset(&st, 0, sizeof st);
   cio_event_init(&st.go);
   cio_server *srv;
@@ -275,6 +283,7 @@ static int t_shutdown(void *arg, void **result) {
   CHECK_RC(cio_open_connection("127.0.0.1", ps, NULL, &c[0]), -ECONNREFUSED);
   cio_server_free(srv);
   cio_event_destroy(&st.go);
+  CHECK_RC(count_fds(), fds_before); /* no fd leaks */
   return 0;
 }
 
@@ -462,6 +471,41 @@ static void test_churn(void **state) {
 #endif
 }
 
+/* IPv6 loopback: a server on ::1 and a connection to it. */
+static int t_ipv6(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  memset(&st, 0, sizeof st);
+  cio_server *srv;
+  int rc = cio_start_server(echo_handler, NULL, "::1", "0", NULL, &srv);
+  if (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT) {
+    print_message("skipped: no IPv6 loopback here\n");
+    return 0;
+  }
+  CHECK_RC(rc, 0);
+  char ps[16];
+  snprintf(ps, sizeof ps, "%d", cio_server_port(srv));
+  cio_stream *c;
+  CHECK_RC(cio_open_connection("::1", ps, NULL, &c), 0);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  CHECK_RC(cio_stream_peername(c, (struct sockaddr *)&ss, &len), 0);
+  CHECK(ss.ss_family == AF_INET6);
+  CHECK_RC(cio_stream_write(c, "six\n", 4), 0);
+  const char *line;
+  CHECK_RC(cio_stream_readline(c, &line), 4);
+  CHECK(memcmp(line, "six\n", 4) == 0);
+  cio_stream_free(c);
+  CHECK_RC(cio_server_shutdown(srv, 1), 0);
+  cio_server_free(srv);
+  return 0;
+}
+
+static void test_ipv6(void **state) {
+  (void)state;
+  assert_code(run_real(t_ipv6, NULL), 0);
+}
+
 /* ---- bad input --------------------------------------------------------------------------------- */
 
 static int t_server_bad(void *arg, void **result) {
@@ -474,6 +518,8 @@ static int t_server_bad(void *arg, void **result) {
   CHECK_RC(cio_start_unix_server(echo_handler, NULL, NULL, NULL, &srv), -EINVAL);
   cio_stream_opts bad = {.write_high = 1, .write_low = 2};
   CHECK_RC(cio_start_server(echo_handler, NULL, "127.0.0.1", "0", &bad, &srv), -EINVAL);
+  cio_stream_opts tiny = {.handler_stack_size = 100};
+  CHECK_RC(cio_start_server(echo_handler, NULL, "127.0.0.1", "0", &tiny, &srv), -EINVAL);
   CHECK_RC(cio_server_close(NULL), -EINVAL);
   CHECK_RC(cio_server_close_clients(NULL), -EINVAL);
   CHECK_RC(cio_server_abort_clients(NULL), -EINVAL);
@@ -516,6 +562,7 @@ int main(void) {
       cmocka_unit_test(test_failing_handler),
       cmocka_unit_test(test_churn),
       cmocka_unit_test(test_server_bad),
+      cmocka_unit_test(test_ipv6),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
  * no byte lost, drain against a peer that stops reading (memory bounded),
  * resets, pipes, bad input. Task bodies use CHECK / CHECK_RC (io_test_util.h). */
 #include "io_test_util.h"
+#include "transport.h" /* internal: cio__connect_addrs */
 
 #include <signal.h>
 #include <stdlib.h>
@@ -74,6 +75,13 @@ static int feed(void *p, void **result) {
   }
   if (!f->keep_open) cio_fd_close(f->fd);
   return 0;
+}
+
+static int count_fds(void) {
+  int n = 0;
+  for (int fd = 0; fd < 4096; fd++)
+    if (fcntl(fd, F_GETFD) >= 0) n++;
+  return n;
 }
 
 /* ---- basics ------------------------------------------------------------------------- */
@@ -775,6 +783,26 @@ static int t_limit_edge(void *arg, void **result) {
   CHECK(*line == 'x');
   cio_stream_free(s);
   cio_fd_close(peer);
+  /* A line that needed a big buffer stays valid after the call that
+   * returned it, though the call emptied the buffer. */
+  cio_stream_opts big = {.limit = 1 << 20};
+  CHECK_RC(sp_pair(&s, &peer, &big), 0);
+  size_t n = 600000;
+  char *d = malloc(n + 1);
+  CHECK(d);
+  memset(d, 'a', n);
+  d[n] = '\n';
+  struct feeder f = {peer, d, n + 1, 1, 65536, false};
+  cio_task *ft = cio_create_task(feed, &f, NULL);
+  CHECK(ft);
+  CHECK_RC(cio_stream_readline(s, &line), n + 1);
+  CHECK_RC(cio_stream_buffered(s), 0);
+  CHECK(memcmp(line, d, n + 1) == 0);
+  CHECK_RC(cio_await(ft, NULL), 0);
+  cio_task_unref(ft);
+  CHECK_RC(cio_stream_readline(s, &line), 0);
+  free(d);
+  cio_stream_free(s);
   return 0;
 }
 
@@ -880,6 +908,9 @@ static int t_bad_input(void *arg, void **result) {
   CHECK_RC(cio_stream_from_fd(sv[0], &zero, &s), 0);
   CHECK_RC(cio_stream_limit(s), 65536);
   CHECK_RC(cio_stream_read(s, NULL, 1), -EINVAL);
+  CHECK_RC(cio_stream_read(s, buf, (size_t)-1), -EINVAL); /* a negative size */
+  CHECK_RC(cio_stream_readexactly(s, buf, (size_t)-5), -EINVAL);
+  CHECK_RC(cio_stream_write(s, buf, (size_t)-1), -EINVAL);
   CHECK_RC(cio_stream_read(s, buf, 0), 0);
   CHECK_RC(cio_stream_readline(s, NULL), -EINVAL);
   CHECK_RC(cio_stream_readexactly(s, NULL, 1), -EINVAL);
@@ -1011,6 +1042,234 @@ static void test_connect(void **state) {
   assert_code(run_real(t_connect, NULL), 0);
 }
 
+/* Happy eyeballs: the first address never answers (a listener whose queue
+ * is full drops the SYN); tried one after another the connection hangs,
+ * staggered by 50 ms the second address wins. */
+static int t_happy_eyeballs(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  char hole[8], good[8];
+  int lh = listen_local(1, hole), lg = listen_local(4, good);
+  CHECK(lh >= 0 && lg >= 0);
+  int fill[4];
+  for (int i = 0; i < 4; i++) {
+    fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(hole)),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    connect(fill[i], (struct sockaddr *)&sin, sizeof sin);
+  }
+  CHECK_RC(cio_sleep(0.05), 0);
+  struct sockaddr_in a1 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(hole)),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in a2 = a1;
+  a2.sin_port = htons((uint16_t)atoi(good));
+  struct addrinfo ai2 = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
+                         .ai_addrlen = sizeof a2, .ai_addr = (struct sockaddr *)&a2};
+  struct addrinfo ai1 = ai2;
+  ai1.ai_addr = (struct sockaddr *)&a1;
+  ai1.ai_next = &ai2;
+  /* one after another: stuck on the first (bounded here by a timeout) */
+  cio_timeout to;
+  int rc;
+  CIO_WITH_TIMEOUT(&to, 0.3, rc) { rc = cio__connect_addrs(&ai1, 0, "test", "0", "test"); }
+  if (rc >= 0) {
+    print_message("note: the full listener answered; happy eyeballs not tested\n");
+    cio_fd_close(rc);
+  } else {
+    CHECK_RC(rc, -ETIMEDOUT);
+    double t0 = wall();
+    int fd = cio__connect_addrs(&ai1, 0.05, "test", "0", "test");
+    CHECK(fd >= 0);
+    CHECK(wall() - t0 < 0.25);
+    CHECK_RC(local_port(fd) > 0, 1);
+    struct sockaddr_in peer;
+    socklen_t len = sizeof peer;
+    CHECK_RC(getpeername(fd, (struct sockaddr *)&peer, &len), 0);
+    CHECK(peer.sin_port == a2.sin_port);
+    cio_fd_close(fd);
+    /* cancelled or timed out in the middle of the race: no fd left behind */
+    int before = count_fds();
+    for (int i = 0; i < 2; i++) {
+      cio_stream_opts o = {.happy_eyeballs_delay = i ? 0.01 : 0, .connect_timeout = 0.03};
+      cio_stream *s = NULL;
+      rc = cio_open_connection("127.0.0.1", hole, &o, &s);
+      CHECK_RC(rc, -ETIMEDOUT);
+      CHECK(s == NULL);
+    }
+    CHECK_RC(count_fds(), before);
+  }
+  for (int i = 0; i < 4; i++) close(fill[i]);
+  cio_fd_close(lh);
+  cio_fd_close(lg);
+  return 0;
+}
+
+static void test_happy_eyeballs(void **state) {
+  (void)state;
+  assert_code(run_real(t_happy_eyeballs, NULL), 0);
+}
+
+/* ---- the transport seam (src/transport.h), as TLS uses it ------------------------------------ */
+
+/* A pass-through transport that XORs every byte with 0x5a (so that bytes
+ * going around it would show) and, at random, pretends the fd is not ready
+ * (-EAGAIN) in either direction, as OpenSSL does when it needs to read to
+ * write or to write to read. */
+struct xor_transport {
+  struct cio__transport base;
+  unsigned seed;
+  int destroyed, eofs;
+  size_t pending;
+  bool eof_never;
+};
+
+static ssize_t xt_read(struct cio__transport *t, void *buf, size_t n, unsigned *want) {
+  struct xor_transport *x = (struct xor_transport *)t;
+  if (rand_r(&x->seed) % 4 == 0) {
+    *want = rand_r(&x->seed) % 2 ? CIO__POLL_OUT : CIO__POLL_IN;
+    return -EAGAIN;
+  }
+  ssize_t r = recv(t->fd, buf, n, MSG_DONTWAIT);
+  if (r < 0) {
+    if (errno == EAGAIN) {
+      *want = CIO__POLL_IN;
+      return -EAGAIN;
+    }
+    return cio_raise(-errno, "xor read: %s", strerror(errno));
+  }
+  for (ssize_t i = 0; i < r; i++) ((unsigned char *)buf)[i] ^= 0x5a;
+  return r;
+}
+
+static ssize_t xt_writev(struct cio__transport *t, const struct iovec *iov, int cnt,
+                         unsigned *want) {
+  struct xor_transport *x = (struct xor_transport *)t;
+  if (rand_r(&x->seed) % 4 == 0) {
+    *want = rand_r(&x->seed) % 3 ? CIO__POLL_OUT : CIO__POLL_IN;
+    return -EAGAIN;
+  }
+  /* one buffer, at most 3000 bytes at a time (a TLS record's worth) */
+  unsigned char tmp[3000];
+  size_t n = iov[0].iov_len < sizeof tmp ? iov[0].iov_len : sizeof tmp;
+  (void)cnt;
+  for (size_t i = 0; i < n; i++) tmp[i] = ((const unsigned char *)iov[0].iov_base)[i] ^ 0x5a;
+  ssize_t r = send(t->fd, tmp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (r < 0) {
+    if (errno == EAGAIN) {
+      *want = CIO__POLL_OUT;
+      return -EAGAIN;
+    }
+    return cio_raise(-errno, "xor write: %s", strerror(errno));
+  }
+  return r;
+}
+
+static int xt_write_eof(struct cio__transport *t, unsigned *want) {
+  struct xor_transport *x = (struct xor_transport *)t;
+  if (x->eof_never || rand_r(&x->seed) % 2) { /* like close_notify waiting for room */
+    *want = rand_r(&x->seed) % 2 ? CIO__POLL_OUT : CIO__POLL_IN;
+    return -EAGAIN;
+  }
+  x->eofs++;
+  return shutdown(t->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static size_t xt_pending(struct cio__transport *t) { return ((struct xor_transport *)t)->pending; }
+static void xt_destroy(struct cio__transport *t) { ((struct xor_transport *)t)->destroyed++; }
+
+static const struct cio__transport_ops xor_ops = {xt_read, xt_writev, xt_write_eof, xt_pending,
+                                                  xt_destroy};
+
+static int t_transport(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  cio_stream *s;
+  int peer;
+  CHECK_RC(sp_pair(&s, &peer, NULL), 0);
+  CHECK_RC(cio_stream_start_tls(s, (struct cio_tls_context *)1, "x"), -ENOTSUP);
+  CHECK_RC(cio_stream_start_tls(s, NULL, "x"), -EINVAL);
+  struct xor_transport x = {{&xor_ops, cio__stream_fd(s)}, 42, 0, 0, 0, false};
+  cio__stream_set_transport(s, &x.base);
+  CHECK(cio_stream_is_tls(s));
+  CHECK_RC(cio_stream_start_tls(s, (struct cio_tls_context *)1, "x"), -EALREADY);
+  /* 1 MiB each way through the transport, with a peer that XORs back */
+  size_t big = 1 << 20;
+  unsigned char *p = malloc(big), *q = malloc(big);
+  CHECK(p && q);
+  fill_pattern(p, big, 11, 0);
+  CHECK_RC(cio_stream_write(s, p, big), 0);
+  size_t n = 0;
+  while (n < big) {
+    ssize_t r = cio_sock_recv_into(peer, q + n, big - n);
+    CHECK(r > 0);
+    n += (size_t)r;
+  }
+  for (size_t i = 0; i < big; i++) CHECK((q[i] ^ 0x5a) == p[i]);
+  CHECK_RC(cio_stream_drain(s), 0);
+  for (size_t i = 0; i < big; i++) q[i] = p[i] ^ 0x5a;
+  struct feeder f = {peer, (const char *)q, big, 3, 5000, true};
+  cio_task *ft = cio_create_task(feed, &f, NULL);
+  CHECK(ft);
+  unsigned char *got = malloc(big);
+  CHECK(got);
+  CHECK_RC(cio_stream_readexactly(s, got, big / 2), 0);
+  /* a pending read while the write side is flushing through the transport */
+  CHECK_RC(cio_stream_write(s, p, big), 0);
+  CHECK_RC(cio_stream_readexactly(s, got + big / 2, big - big / 2), 0);
+  CHECK(memcmp(got, p, big) == 0);
+  CHECK_RC(cio_await(ft, NULL), 0);
+  cio_task_unref(ft);
+  n = 0;
+  while (n < big) {
+    ssize_t r = cio_sock_recv_into(peer, q + n, big - n);
+    CHECK(r > 0);
+    n += (size_t)r;
+  }
+  CHECK_RC(cio_stream_write_eof(s), 0);
+  char b;
+  CHECK_RC(cio_sock_recv_into(peer, &b, 1), 0); /* EOF after the flush */
+  CHECK_RC(x.eofs, 1);
+  CHECK_RC(cio_stream_close(s), 0);
+  CHECK_RC(cio_stream_wait_closed(s), 0);
+  cio_stream_free(s);
+  CHECK_RC(x.destroyed, 1);
+  cio_fd_close(peer);
+  /* close() alone: flush, close_notify (retried until the transport takes
+   * it), then the fd closes */
+  for (int round = 0; round < 2; round++) {
+    cio_stream_opts o = {.tls_shutdown_timeout = 0.05};
+    CHECK_RC(sp_pair(&s, &peer, &o), 0);
+    struct xor_transport y = {{&xor_ops, cio__stream_fd(s)}, 7u + (unsigned)round, 0, 0, 0,
+                              round == 1};
+    cio__stream_set_transport(s, &y.base);
+    CHECK_RC(cio_stream_write(s, p, 100000), 0);
+    CHECK_RC(cio_stream_close(s), 0);
+    n = 0;
+    for (;;) {
+      ssize_t r = cio_sock_recv_into(peer, q + n, big - n);
+      CHECK(r >= 0);
+      if (r == 0) break;
+      n += (size_t)r;
+    }
+    CHECK_RC(n, 100000);
+    CHECK_RC(cio_stream_wait_closed(s), 0);
+    /* round 1: the transport never takes the EOF: the shutdown timeout
+     * closes the fd anyway */
+    CHECK_RC(y.eofs, round == 0 ? 1 : 0);
+    cio_stream_free(s);
+    cio_fd_close(peer);
+  }
+  free(p);
+  free(q);
+  free(got);
+  return 0;
+}
+
+static void test_transport(void **state) {
+  (void)state;
+  assert_code(run_real(t_transport, NULL), 0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_DFL); /* a stray SIGPIPE must kill the test */
   const struct CMUnitTest tests[] = {
@@ -1028,6 +1287,8 @@ int main(void) {
       cmocka_unit_test(test_pipes),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_connect),
+      cmocka_unit_test(test_happy_eyeballs),
+      cmocka_unit_test(test_transport),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

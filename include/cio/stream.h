@@ -64,6 +64,7 @@
  *
  * Error codes common to all the calls below (each lists its own):
  *   -EINVAL        s (or another required pointer) is NULL, or a bad size
+ *                  (a negative int passed as a size_t: above SSIZE_MAX)
  *   CIO_ENOTASK    a suspending call made outside a task
  *   -ECANCELED     the task was cancelled while suspended (see cancel-safety)
  *   -ETIMEDOUT     a _timeout form's deadline passed (or an enclosing
@@ -114,6 +115,8 @@ typedef struct cio_stream_opts {
                                   NULL = the host given to cio_open_connection */
   double tls_handshake_timeout; /* seconds; 0 = 60 (asyncio's ssl_handshake_timeout) */
   double tls_shutdown_timeout;  /* seconds; 0 = 30 (asyncio's ssl_shutdown_timeout) */
+  size_t handler_stack_size;    /* servers: stack of each handler task; 0 = the loop's
+                                   default (cio_task_options.stack_size) */
 } cio_stream_opts;
 
 /* ---- making streams ----------------------------------------------------------- */
@@ -184,6 +187,9 @@ void cio_stream_free(cio_stream *s);
  * -ECANCELED / -ETIMEDOUT (nothing consumed), CIO_ENOTASK. After
  * cio_stream_close the buffered bytes are returned, then 0. */
 CIO_NODISCARD ssize_t cio_stream_read(cio_stream *s, void *buf, size_t n);
+/* cio_stream_read with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD ssize_t cio_stream_read_timeout(cio_stream *s, void *buf, size_t n, double timeout);
 
 /* StreamReader.read(-1): everything until end of stream, as one malloc'd
@@ -195,6 +201,9 @@ CIO_NODISCARD ssize_t cio_stream_read_timeout(cio_stream *s, void *buf, size_t n
  * far stays in the stream's buffer (nothing lost). Not bounded by the
  * limit. */
 CIO_NODISCARD int cio_stream_read_all(cio_stream *s, char **data, size_t *len);
+/* cio_stream_read_all with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD int cio_stream_read_all_timeout(cio_stream *s, char **data, size_t *len,
                                               double timeout);
 
@@ -209,6 +218,9 @@ CIO_NODISCARD int cio_stream_read_all_timeout(cio_stream *s, char **data, size_t
  * -EBADF, -errno of the read (the partial line stays buffered), -ECANCELED
  * / -ETIMEDOUT (nothing consumed), CIO_ENOTASK. *line is NULL on error. */
 CIO_NODISCARD ssize_t cio_stream_readline(cio_stream *s, const char **line);
+/* cio_stream_readline with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD ssize_t cio_stream_readline_timeout(cio_stream *s, const char **line,
                                                   double timeout);
 
@@ -220,6 +232,9 @@ CIO_NODISCARD ssize_t cio_stream_readline_timeout(cio_stream *s, const char **li
  * grow), -errno of the read, -ECANCELED / -ETIMEDOUT (nothing consumed),
  * CIO_ENOTASK. n == 0 returns 0 at once. */
 CIO_NODISCARD int cio_stream_readexactly(cio_stream *s, void *buf, size_t n);
+/* cio_stream_readexactly with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD int cio_stream_readexactly_timeout(cio_stream *s, void *buf, size_t n,
                                                  double timeout);
 
@@ -234,6 +249,9 @@ CIO_NODISCARD int cio_stream_readexactly_timeout(cio_stream *s, void *buf, size_
  * CIO_ENOTASK. *out is NULL on error. */
 CIO_NODISCARD ssize_t cio_stream_readuntil(cio_stream *s, const void *sep, size_t seplen,
                                            const char **out);
+/* cio_stream_readuntil with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD ssize_t cio_stream_readuntil_timeout(cio_stream *s, const void *sep, size_t seplen,
                                                    const char **out, double timeout);
 
@@ -248,6 +266,9 @@ CIO_NODISCARD ssize_t cio_stream_readuntil_timeout(cio_stream *s, const void *se
 CIO_NODISCARD ssize_t cio_stream_readuntil_any(cio_stream *s, const void *const *seps,
                                                const size_t *seplens, size_t nseps,
                                                const char **out, size_t *which);
+/* cio_stream_readuntil_any with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing consumed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD ssize_t cio_stream_readuntil_any_timeout(cio_stream *s, const void *const *seps,
                                                        const size_t *seplens, size_t nseps,
                                                        const char **out, size_t *which,
@@ -272,7 +293,8 @@ size_t cio_stream_limit(const cio_stream *s);
  * (buf NULL with n > 0), -EPIPE (after write_eof or close), -EBADF (s cannot
  * write: a read-only pipe), the error that broke the connection earlier
  * (-EPIPE, -ECONNRESET, ...; the bytes are dropped), -ENOMEM (nothing was
- * queued), CIO_ENOTRUNNING (no loop has used the stream and none runs in
+ * queued; if the kernel had already taken part of the bytes, the stream is
+ * cut and later writes and drains return -ENOMEM too), CIO_ENOTRUNNING (no loop has used the stream and none runs in
  * this thread). Callable outside a task (the stream's loop flushes). */
 int cio_stream_write(cio_stream *s, const void *buf, size_t n);
 
@@ -294,6 +316,9 @@ int cio_stream_writelines(cio_stream *s, const char *const *lines, size_t n);
  * still flushing), CIO_ENOTASK. A closed stream whose queue flushed returns
  * 0. */
 CIO_NODISCARD int cio_stream_drain(cio_stream *s);
+/* cio_stream_drain with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (the queue untouched),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD int cio_stream_drain_timeout(cio_stream *s, double timeout);
 
 /* StreamWriter.write_eof: after the queue is flushed, half-close the sending
@@ -309,7 +334,9 @@ int cio_stream_write_eof(cio_stream *s);
 bool cio_stream_can_write_eof(const cio_stream *s);
 
 /* StreamWriter.close: stop writing; the queued bytes are still flushed, then
- * the fd is closed (at once if nothing is queued). Pending and later reads
+ * the fd is closed (at once if nothing is queued). Over TLS, close_notify is
+ * sent after the flush, and the whole close is bounded by
+ * opts.tls_shutdown_timeout (then the fd is closed anyway). Pending and later reads
  * return the buffered bytes, then 0 (EOF). Idempotent. Does not suspend.
  * The stream stays allocated until cio_stream_free. Returns 0 or -EINVAL. */
 int cio_stream_close(cio_stream *s);
@@ -326,6 +353,9 @@ int cio_stream_abort(cio_stream *s);
  * -ECONNRESET, ...), -ECANCELED / -ETIMEDOUT (the flush goes on),
  * CIO_ENOTASK. */
 CIO_NODISCARD int cio_stream_wait_closed(cio_stream *s);
+/* cio_stream_wait_closed with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing changed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD int cio_stream_wait_closed_timeout(cio_stream *s, double timeout);
 
 /* StreamWriter.is_closing: true once close/abort was called or the
@@ -347,6 +377,7 @@ int cio_stream_set_write_buffer_limits(cio_stream *s, size_t high, size_t low);
  * Returns 0, or -EINVAL, -ENOTSOCK (not a socket), -ENOTCONN, -EBADF
  * (closed). Does not suspend. */
 int cio_stream_peername(const cio_stream *s, struct sockaddr *addr, socklen_t *len);
+/* get_extra_info('sockname'): as cio_stream_peername for the local address. */
 int cio_stream_sockname(const cio_stream *s, struct sockaddr *addr, socklen_t *len);
 
 /* get_extra_info('socket'): the stream's fd (still owned by the stream), or
@@ -362,7 +393,8 @@ typedef struct cio_server cio_server;
 
 /* A connection handler (asyncio's client_connected_cb): runs as its own task
  * for each connection, with s the connection's stream and arg as given to
- * cio_start_server. THE SERVER OWNS s: when the handler returns, the server
+ * cio_start_server. The task starts eagerly (it runs up to its first
+ * suspension as soon as the connection is accepted). THE SERVER OWNS s: when the handler returns, the server
  * closes s (flushing its queued writes, bounded by the connection staying
  * up) and frees it; the handler must not free it or keep it. A negative
  * return (other than -ECANCELED) is reported through the loop's exception
@@ -420,6 +452,9 @@ int cio_server_abort_clients(cio_server *srv);
  * order. Returns 0 at once when both hold. Returns -EINVAL, -ECANCELED,
  * CIO_ENOTASK. */
 CIO_NODISCARD int cio_server_wait_closed(cio_server *srv);
+/* cio_server_wait_closed with a timeout in seconds (+INFINITY: none; 0 or less: no
+ * suspension when it can complete at once). Also -ETIMEDOUT (nothing changed),
+ * -EINVAL for a NaN timeout, -ENOMEM (arming the timer). */
 CIO_NODISCARD int cio_server_wait_closed_timeout(cio_server *srv, double timeout);
 
 /* Beyond asyncio, the structured shutdown: close the server, cancel every
