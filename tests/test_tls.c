@@ -1061,6 +1061,50 @@ static void test_stream_eof_without_close_notify(void **state) {
   cio_tls_context_unref(r.sopts.tls);
 }
 
+/* A peer that never reads: closing a TLS stream with a full socket is
+ * bounded by tls_shutdown_timeout (virtual clock). */
+static int never_read_handler(cio_stream *s, void *arg) {
+  (void)s;
+  struct srv_state *st = arg;
+  st->handled++;
+  return cio_sleep(3600);
+}
+
+static int close_bounded_main(void *arg, void **res) {
+  (void)res;
+  struct client_run *r = arg;
+  cio_server *srv;
+  CHECK_RC(cio_start_server(never_read_handler, &r->st, "127.0.0.1", "0", &r->sopts, &srv), 0);
+  char port[8];
+  snprintf(port, sizeof port, "%d", cio_server_port(srv));
+  cio_stream *s;
+  CHECK_RC(cio_open_connection("localhost", port, &r->copts, &s), 0);
+  static char chunk[1 << 16];
+  for (int i = 0; i < 256; i++) cio_stream_write(s, chunk, sizeof chunk); /* 16 MiB: never all sent */
+  double t0 = cio_loop_time(cur_loop());
+  cio_stream_close(s);
+  int rc = cio_stream_wait_closed(s);
+  double took = cio_loop_time(cur_loop()) - t0;
+  cio_stream_free(s);
+  int rc2 = cio_server_shutdown(srv, 1);
+  cio_server_free(srv);
+  CHECK(took >= 2 && took < 2.5);
+  (void)rc;
+  return rc2;
+}
+
+static void test_stream_close_bounded(void **state) {
+  (void)state;
+  struct client_run r = {0};
+  r.sopts.tls = server_ctx("good.pem", false, NULL);
+  r.copts.tls = client_ctx();
+  r.copts.tls_shutdown_timeout = 2;
+  int rc = run_virtual(close_bounded_main, &r);
+  if (rc) fail_msg("%s: %s", cio_err_name(rc), cio_errmsg());
+  cio_tls_context_unref(r.sopts.tls);
+  cio_tls_context_unref(r.copts.tls);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_context_errors),
@@ -1080,6 +1124,7 @@ int main(void) {
       cmocka_unit_test(test_stream_handshake_timeout),
       cmocka_unit_test(test_start_tls),
       cmocka_unit_test(test_stream_eof_without_close_notify),
+      cmocka_unit_test(test_stream_close_bounded),
   };
   return cmocka_run_group_tests(tests, make_certs, remove_certs);
 }

@@ -16,7 +16,7 @@
  *   ctx.verify_mode = CERT_REQUIRED (server)      opts.verify_client = true
  *   ctx.check_hostname = False; CERT_NONE         opts.insecure_no_verify = true (tests only)
  *   ctx.set_alpn_protocols([...])                 opts.alpn = (const char *[]){"h2", "http/1.1", NULL}
- *   ssl_handshake_timeout=                        cio_stream_opts.tls_handshake_timeout
+ *   ssl_handshake_timeout= / ssl_shutdown_timeout= cio_stream_opts.tls_handshake_timeout / _shutdown_timeout
  *   ctx.minimum_version                           opts.min_version (CIO_TLS_1_2 default, CIO_TLS_1_3)
  *   get_extra_info('ssl_object').selected_alpn_protocol()   cio_stream_tls_alpn(s)
  *   get_extra_info('ssl_object').version() / cipher()       cio_stream_tls_version / _cipher
@@ -50,12 +50,13 @@
  * protocols that cannot tell a truncation from an end.
  *
  * Closing. Closing a TLS stream (and write_eof) sends close_notify once the
- * queued writes are flushed, then (close) closes the socket. Unlike asyncio,
- * cio does not wait for the peer's own close_notify (as Go and nginx do
- * not): a peer that never answers cannot hold a close up (aiohttp#11091), so
- * a close never waits and tls_shutdown_timeout has nothing to bound. If the
- * socket is full at that moment the close_notify is skipped (the peer sees
- * an EOF without it). A stream after write_eof can still read.
+ * queued writes are flushed (retried while the socket is full), then (close)
+ * closes the socket; the whole close is bounded by the stream options'
+ * tls_shutdown_timeout (default 30 s, as asyncio's ssl_shutdown_timeout),
+ * after which the socket is closed anyway. Unlike asyncio, cio does not wait
+ * for the peer's own close_notify (as Go and nginx do not): a peer that never
+ * answers cannot hold a close up (aiohttp#11091). A stream after write_eof
+ * can still read.
  *
  * SIGPIPE: never raised; cio's own socket BIO sends with MSG_NOSIGNAL.
  *
