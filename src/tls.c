@@ -698,18 +698,6 @@ int cio__tls_handshake(struct cio__transport *bt, double timeout, const char *wh
   return 0;
 }
 
-static int close_step(struct tls_tr *t, unsigned *want) { return tr_write_eof(&t->base, want); }
-
-int cio__tls_close(struct cio__transport *bt, double timeout, const char *who) {
-  struct tls_tr *t = (struct tls_tr *)bt;
-  if (!cio__tls_is(bt)) return 0;
-  if (t->eof_sent || t->failed || !t->handshaken) return 0;
-  if (isnan(timeout) || timeout <= 0) timeout = 30;
-  int rc = drive(t, timeout, who, "TLS shutdown (close_notify)", close_step);
-  if (rc < 0) t->failed = true;
-  return rc;
-}
-
 bool cio__tls_context_is_server(const cio_tls_context *ctx) { return ctx && ctx->server; }
 
 /* ---- streams -------------------------------------------------------------------- */
@@ -835,10 +823,6 @@ bool cio__tls_is(const struct cio__transport *t) { (void)t; return false; }
 int cio__tls_handshake(struct cio__transport *t, double timeout, const char *who) {
   (void)t, (void)timeout;
   return no_tls(who);
-}
-int cio__tls_close(struct cio__transport *t, double timeout, const char *who) {
-  (void)t, (void)timeout, (void)who;
-  return 0;
 }
 bool cio__tls_context_is_server(const cio_tls_context *ctx) { (void)ctx; return false; }
 int cio__tls_secure_stream(cio_stream *s, cio_tls_context *ctx, const char *server_hostname,

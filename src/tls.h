@@ -1,5 +1,5 @@
 /* TLS (internal view): a cio__transport (src/transport.h) that runs OpenSSL
- * over the stream's fd, and the suspending handshake and close. See
+ * over the stream's fd, and the suspending handshake. See
  * include/cio/tls.h for the user's side and src/tls.c for the design. */
 #ifndef CIO_TLS_INTERNAL_H
 #define CIO_TLS_INTERNAL_H
@@ -31,13 +31,6 @@ bool cio__tls_is(const struct cio__transport *t);
  * -errno of the socket, -ECANCELED, CIO_ENOTASK; the transport is then only
  * good for destroy. */
 int cio__tls_handshake(struct cio__transport *t, double timeout, const char *who);
-
-/* Send close_notify from the current task, suspending while the socket is
- * full, bounded by `timeout` seconds (<= 0 or NaN: 30). Does not wait for the
- * peer's close_notify. Returns 0 (also when there is nothing to do: the
- * handshake never finished, a fatal error happened, or it was sent before),
- * -ETIMEDOUT, -ECANCELED, or the socket's -errno. */
-int cio__tls_close(struct cio__transport *t, double timeout, const char *who);
 
 /* Whether ctx is a server context (NULL: false). */
 bool cio__tls_context_is_server(const cio_tls_context *ctx);
