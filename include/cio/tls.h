@@ -70,12 +70,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "stream.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* A TLS configuration (ssl.SSLContext): made by cio_tls_context_new,
+ * reference-counted, immutable, shareable across connections and threads. */
 typedef struct cio_tls_context cio_tls_context;
-typedef struct cio_stream cio_stream;
 
 /* Protocol versions for cio_tls_options.min_version. */
 #define CIO_TLS_1_2 0x0303
