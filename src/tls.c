@@ -233,7 +233,12 @@ static int ctx_setup(cio_tls_context *c, const cio_tls_options *o) {
   if (minv != TLS1_2_VERSION && minv != TLS1_3_VERSION)
     return cio__fail(-EINVAL, "%s: min_version 0x%x is not CIO_TLS_1_2 or CIO_TLS_1_3", who,
                      (unsigned)o->min_version);
+  int maxv = o->max_version;
+  if (maxv && ((maxv != TLS1_2_VERSION && maxv != TLS1_3_VERSION) || maxv < minv))
+    return cio__fail(-EINVAL, "%s: max_version 0x%x is not CIO_TLS_1_2 or CIO_TLS_1_3 at or "
+                              "above min_version", who, (unsigned)o->max_version);
   SSL_CTX_set_min_proto_version(s, minv);
+  SSL_CTX_set_max_proto_version(s, maxv); /* 0: the highest */
   SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   long mode = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
   if (o->release_buffers) mode |= SSL_MODE_RELEASE_BUFFERS;

@@ -11,8 +11,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "io_test_util.h"
 #include "tls.h"
@@ -647,6 +649,93 @@ static void test_peer_not_tls(void **state) {
   }
 }
 
+/* ---- TLS 1.2, and another implementation: the openssl command ---------------------- */
+
+static void test_tls12(void **state) {
+  (void)state;
+  cio_tls_options o = {.ca_file = path("ca.pem"), .max_version = CIO_TLS_1_2};
+  struct side srv = {.ctx = server_ctx("good.pem", false, NULL), .body = echo_once_server};
+  struct side cli = {.ctx = cio_tls_context_new(&o), .host = "localhost", .body = echo_once_client};
+  assert_non_null(cli.ctx);
+  run_pair(&cli, &srv);
+  assert_int_equal(cli.hs_rc, 0);
+  if (cli.rc || srv.rc) fail_msg("client %s, server %s", cio_err_name(cli.rc), cio_err_name(srv.rc));
+  assert_string_equal(cli.version, "TLSv1.2");
+  assert_string_equal(srv.version, "TLSv1.2");
+  cio_tls_context_unref(cli.ctx);
+  /* A client that wants 1.3 only and a server that stops at 1.2: no protocol in common. */
+  cio_tls_options s12 = {.server = true, .cert_file = path("good.pem"), .key_file = path("key.pem"),
+                         .max_version = CIO_TLS_1_2};
+  cio_tls_options c13 = {.ca_file = path("ca.pem"), .min_version = CIO_TLS_1_3};
+  struct side srv2 = {.ctx = cio_tls_context_new(&s12)};
+  struct side cli2 = {.ctx = cio_tls_context_new(&c13), .host = "localhost"};
+  run_pair(&cli2, &srv2);
+  assert_code(cli2.hs_rc, CIO_ETLS);
+  assert_code(srv2.hs_rc, CIO_ETLS);
+  cio_tls_context_unref(srv2.ctx);
+  cio_tls_context_unref(cli2.ctx);
+  cio_tls_context_unref(srv.ctx);
+}
+
+struct s_server_run {
+  pid_t pid;
+  char port[8];
+  char reply[64];
+  const char *version;
+};
+
+static int s_server_client(void *arg, void **res) {
+  (void)res;
+  struct s_server_run *r = arg;
+  cio_stream_opts so = {.tls = client_ctx()};
+  cio_stream *s = NULL;
+  int rc = -ECONNREFUSED;
+  for (int i = 0; i < 200 && rc == -ECONNREFUSED; i++) { /* until openssl listens */
+    rc = cio_open_connection("localhost", r->port, &so, &s);
+    if (rc == -ECONNREFUSED) CHECK_RC(cio_sleep(0.02), 0);
+  }
+  cio_tls_context_unref(so.tls);
+  if (rc < 0) return rc;
+  const char *v = cio_stream_tls_version(s);
+  r->version = v && strcmp(v, "TLSv1.2") == 0 ? "TLSv1.2" : "other";
+  cio_stream_write(s, "hello\n", 6);
+  const char *line;
+  ssize_t n = cio_stream_readline_timeout(s, &line, 10);
+  if (n > 0) snprintf(r->reply, sizeof r->reply, "%.*s", (int)n, line);
+  cio_stream_close(s);
+  int wc = cio_stream_wait_closed(s);
+  cio_stream_free(s);
+  return n < 0 ? (int)n : wc;
+}
+
+static void test_openssl_s_server_tls12(void **state) {
+  (void)state;
+  if (system("command -v openssl >/dev/null 2>&1") != 0) skip();
+  struct s_server_run r = {0};
+  int lfd = socket(AF_INET, SOCK_STREAM, 0); /* a free port (tiny race: fine on loopback) */
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  snprintf(r.port, sizeof r.port, "%d", local_port(lfd) & 0xffff);
+  close(lfd);
+  char accept_arg[32];
+  snprintf(accept_arg, sizeof accept_arg, "127.0.0.1:%s", r.port);
+  r.pid = fork();
+  assert_true(r.pid >= 0);
+  if (r.pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0), dup2(null, 1), dup2(null, 2);
+    execlp("openssl", "openssl", "s_server", "-accept", accept_arg, "-cert", path("good.pem"),
+           "-key", path("key.pem"), "-tls1_2", "-rev", "-naccept", "1", (char *)NULL);
+    _exit(127);
+  }
+  int rc = run_real(s_server_client, &r);
+  kill(r.pid, SIGTERM);
+  waitpid(r.pid, NULL, 0);
+  if (rc) fail_msg("%s: %s", cio_err_name(rc), cio_errmsg());
+  assert_string_equal(r.version, "TLSv1.2");
+  assert_string_equal(r.reply, "olleh\n"); /* -rev: each line reversed */
+}
+
 /* ---- contexts: bad options ---------------------------------------------------------- */
 
 static void test_context_errors(void **state) {
@@ -685,6 +774,9 @@ static void test_context_errors(void **state) {
   assert_code(cio_errcode(), -EINVAL);
   cio_tls_options v = {.min_version = 0x0301};
   assert_null(cio_tls_context_new(&v));
+  assert_code(cio_errcode(), -EINVAL);
+  cio_tls_options v2 = {.min_version = CIO_TLS_1_3, .max_version = CIO_TLS_1_2};
+  assert_null(cio_tls_context_new(&v2));
   assert_code(cio_errcode(), -EINVAL);
   cio_tls_options ca = {.ca_file = path("missing-ca.pem")};
   assert_null(cio_tls_context_new(&ca));
@@ -1118,6 +1210,8 @@ int main(void) {
       cmocka_unit_test(test_client_certificates),
       cmocka_unit_test(test_alpn),
       cmocka_unit_test(test_peer_not_tls),
+      cmocka_unit_test(test_tls12),
+      cmocka_unit_test(test_openssl_s_server_tls12),
       cmocka_unit_test(test_stream_echo),
       cmocka_unit_test(test_stream_64mib_both_ways),
       cmocka_unit_test(test_stream_bad_certificate),

@@ -17,7 +17,7 @@
  *   ctx.check_hostname = False; CERT_NONE         opts.insecure_no_verify = true (tests only)
  *   ctx.set_alpn_protocols([...])                 opts.alpn = (const char *[]){"h2", "http/1.1", NULL}
  *   ssl_handshake_timeout= / ssl_shutdown_timeout= cio_stream_opts.tls_handshake_timeout / _shutdown_timeout
- *   ctx.minimum_version                           opts.min_version (CIO_TLS_1_2 default, CIO_TLS_1_3)
+ *   ctx.minimum_version / maximum_version         opts.min_version (CIO_TLS_1_2 default) / max_version
  *   get_extra_info('ssl_object').selected_alpn_protocol()   cio_stream_tls_alpn(s)
  *   get_extra_info('ssl_object').version() / cipher()       cio_stream_tls_version / _cipher
  *   get_extra_info('peercert')['subject']         cio_stream_tls_peer_subject(s, buf, len)
@@ -98,6 +98,7 @@ typedef struct cio_tls_options {
   const char *const *alpn; /* ALPN protocols in preference order, NULL-terminated; NULL: none.
                               A server picks its first one the client offers, or none */
   int min_version;          /* CIO_TLS_1_2 (0 = this) or CIO_TLS_1_3 */
+  int max_version;          /* CIO_TLS_1_2 or CIO_TLS_1_3 (0 = the highest known) */
   bool strict_eof;          /* an EOF without close_notify fails reads with CIO_ETLS */
   bool release_buffers;     /* free OpenSSL's buffers while a connection is idle (saves
                                ~34 KiB per idle connection; costs an allocation per read) */
@@ -113,7 +114,8 @@ typedef struct cio_tls_options {
  * Returns the context, or NULL with cio_errcode():
  *   -EINVAL    bad options (server without cert_file, verify_client without
  *              ca_file/ca_dir, insecure_no_verify on a server, an ALPN name
- *              empty or longer than 255 bytes, min_version unknown)
+ *              empty or longer than 255 bytes, min_version or max_version
+ *              unknown, max_version below min_version)
  *   CIO_ETLS   OpenSSL refused a file: it is missing, not PEM, the key does
  *              not match the certificate (the message names the file and
  *              OpenSSL's reason)
