@@ -1197,6 +1197,41 @@ static void test_stream_close_bounded(void **state) {
   cio_tls_context_unref(r.copts.tls);
 }
 
+/* A client that connects and never starts the handshake: the server drops it
+ * after tls_handshake_timeout; the handler never runs (virtual clock). */
+static int silent_client_main(void *arg, void **res) {
+  (void)res;
+  struct client_run *r = arg;
+  cio_server *srv;
+  CHECK_RC(cio_start_server(line_echo_handler, &r->st, "127.0.0.1", "0", &r->sopts, &srv), 0);
+  char port[8];
+  snprintf(port, sizeof port, "%d", cio_server_port(srv));
+  cio_stream *s;
+  CHECK_RC(cio_open_connection("127.0.0.1", port, NULL, &s), 0); /* plain: says nothing */
+  double t0 = cio_loop_time(cur_loop());
+  char b[16];
+  ssize_t n = cio_stream_read(s, b, sizeof b); /* the server closes: EOF */
+  double took = cio_loop_time(cur_loop()) - t0;
+  cio_stream_free(s);
+  cio_server_close(srv);
+  CHECK_RC(cio_server_wait_closed(srv), 0);
+  cio_server_free(srv);
+  CHECK(n == 0 || n == -ECONNRESET);
+  CHECK(took >= 3 && took < 3.5);
+  CHECK_RC(r->st.handled, 0);
+  return 0;
+}
+
+static void test_server_handshake_timeout(void **state) {
+  (void)state;
+  struct client_run r = {0};
+  r.sopts.tls = server_ctx("good.pem", false, NULL);
+  r.sopts.tls_handshake_timeout = 3;
+  int rc = run_virtual(silent_client_main, &r);
+  if (rc) fail_msg("%s: %s", cio_err_name(rc), cio_errmsg());
+  cio_tls_context_unref(r.sopts.tls);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_context_errors),
@@ -1219,6 +1254,7 @@ int main(void) {
       cmocka_unit_test(test_start_tls),
       cmocka_unit_test(test_stream_eof_without_close_notify),
       cmocka_unit_test(test_stream_close_bounded),
+      cmocka_unit_test(test_server_handshake_timeout),
   };
   return cmocka_run_group_tests(tests, make_certs, remove_certs);
 }
