@@ -42,6 +42,9 @@
  *   -ETIMEDOUT  the handshake did not finish within the stream options'
  *               tls_handshake_timeout (default 60 s, as asyncio)
  *   -ECONNRESET the peer closed or reset the connection during the handshake
+ *               (or another -errno of the socket)
+ *   -EINVAL     a client context given to a server or a verifying client
+ *               without a name (above)
  *
  * End of stream. A peer's close_notify is a clean EOF (read returns 0). A
  * peer that closes the TCP connection without close_notify is also reported
@@ -61,8 +64,9 @@
  * SIGPIPE: never raised; cio's own socket BIO sends with MSG_NOSIGNAL.
  *
  * Built with CMake option CIO_TLS (on when OpenSSL 3 is found; the library
- * then links libssl and libcrypto). Without it every function here fails
- * with -ENOTSUP.
+ * then links libssl and libcrypto). Without it cio_tls_context_new fails
+ * with -ENOTSUP, cio_tls_available() is false and the stream accessors
+ * below report a plain stream.
  */
 #ifndef CIO_TLS_H
 #define CIO_TLS_H
