@@ -4,7 +4,7 @@
     bench/run.sh [--quick] [options]        (installs the peers, builds, runs this)
     /usr/bin/python3 bench/run.py [options]  (this alone: nothing is installed)
 
-Runs every workload (W1-W6) for cio and each peer, alternating them (A B C A
+Runs every workload (W1-W7; W7 is the W5 echo over TLS) for cio and each peer, alternating them (A B C A
 B C ...), --runs times each, and writes bench/results/RESULTS.md (machine,
 software versions, method, the exact commands, one table per workload with
 median, min-max and each peer's ratio to cio, the targets and whether cio
@@ -601,6 +601,150 @@ def measure_echo(args, load_bin, load_tpl, port, conns, server):
     return fig, None
 
 
+# ---- W7: TLS echo ------------------------------------------------------------------------
+# The W5 ping-pong over TLS 1.3 on established connections: cio (examples/echo_server
+# --tls), asyncio start_server(ssl=), Go crypto/tls (GOMAXPROCS=1). The load generator
+# is a cio TLS client (bench/tls_echo_load.c); it makes its connections (handshakes)
+# first, then runs the closed loop. The certificate (P-256, for localhost) is made
+# with the openssl command.
+
+TLS_ECHO_LOAD = ("bench/bench_tls_echo_load", "{bin} {ca} {port} {conns} {seconds} {size} 0 0")
+TLS_ECHO_CONNS = [1, 50]
+
+
+def tls_certs(build):
+    """(ca, cert, key) paths, made once under the peers' directory, or a reason string."""
+    d = build.peers / "tls"
+    d.mkdir(parents=True, exist_ok=True)
+    ca, cert, key = d / "ca.pem", d / "cert.pem", d / "key.pem"
+    if cert.exists() and key.exists() and ca.exists():
+        return ca, cert, key
+    if not shutil.which("openssl"):
+        return "the openssl command is not installed"
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    steps = [["openssl", "req", "-x509", *ec, "-keyout", str(d / "ca.key"), "-out", str(ca),
+              "-days", "30", "-subj", "/CN=cio bench CA"],
+             ["openssl", "req", *ec, "-keyout", str(key), "-out", str(d / "srv.csr"),
+              "-subj", "/CN=localhost"],
+             ["openssl", "x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(ca),
+              "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out", str(cert), "-days", "30",
+              "-extfile", str(d / "ext.cnf")]]
+    for argv in steps:
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode != 0:
+            return f"openssl failed: {r.stderr.strip()[-200:]}"
+    return ca, cert, key
+
+
+def tls_echo_check(port, ca):
+    """One TLS connection (verifying the server), three 64-byte messages echoed exactly."""
+    import ssl
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                for i in range(3):
+                    msg = bytes([(i * 7 + j) % 251 for j in range(ECHO_SIZE)])
+                    s.sendall(msg)
+                    got = b""
+                    while len(got) < ECHO_SIZE:
+                        chunk = s.recv(ECHO_SIZE - len(got))
+                        if not chunk:
+                            return "connection closed"
+                        got += chunk
+                    if got != msg:
+                        return "echoed bytes differ"
+        return None
+    except (OSError, ssl.SSLError) as e:
+        return str(e)
+
+
+def tls_echo_servers(build, cert, key):
+    out = []
+    b = build.path(CIO_ECHO_SERVER[0])
+    out.append(("cio", f"{rel(b)} --tls {cert} {key} 127.0.0.1 {{port}}", None, SERVER_CPU)
+               if b.exists() else ("cio", f"{rel(b)} is not built"))
+    srv = rel(PEERS / "python/echo_server.py")
+    out.append(("asyncio streams", f"{PY} {srv} {{port}} --api streams --tls {cert} {key}", None,
+                SERVER_CPU))
+    if "go" in build.notes:
+        out.append(("go", build.notes["go"]))
+    else:
+        go = rel(build.peers / "peer-go")
+        out.append(("go", f"{go} echo {{port}} {cert} {key}", {"GOMAXPROCS": "1"}, SERVER_CPU))
+    return out
+
+
+def run_tls_echo(args, build, results, commands):
+    if args.only and "W7" not in args.only:
+        return
+    res = results.setdefault("W7", {"title": "TLS echo on loopback, 64-byte request/response "
+                                             "ping-pong over TLS 1.3", "rows": {},
+                                    "conns": TLS_ECHO_CONNS})
+    load_bin = build.path(TLS_ECHO_LOAD[0])
+    certs = tls_certs(build)
+    if isinstance(certs, str) or not load_bin.exists():
+        res["skip"] = certs if isinstance(certs, str) else f"{rel(load_bin)} is not built (CIO_TLS off?)"
+        log(f"W7: skipped ({res['skip']})")
+        return
+    ca, cert, key = certs
+    load_tpl = TLS_ECHO_LOAD[1].replace("{ca}", str(ca))
+    servers = tls_echo_servers(build, cert, key)
+    if args.peers:
+        servers = [s for s in servers if s[0].split()[0] in args.peers or s[0] in args.peers]
+    runnable = [s for s in servers if len(s) == 4]
+    for s in servers:
+        if len(s) == 2:
+            res["rows"].setdefault(s[0], {})["skip"] = s[1]
+            log(f"W7 {s[0]}: skipped ({s[1]})")
+    for label, tpl, env, cpu in runnable:
+        commands.append(("W7", label + " (server)", cmd_str(shlex.split(tpl.replace("{port}", "PORT")), env, cpu)))
+    commands.append(("W7", "load generator (warm-up, then measured)", cmd_str(shlex.split(load_tpl.format(
+        bin=rel(load_bin), port="PORT", conns="CONNS", seconds="SECONDS", size=ECHO_SIZE)), None, LOADGEN_CPU)))
+    ports = PortCounter(args.port_base + 500)
+    checked = set()
+    for conns in TLS_ECHO_CONNS:
+        for rnd in range(args.runs):
+            for label, tpl, env, cpu in runnable:
+                cell = res["rows"].setdefault(label, {}).setdefault(str(conns), {"runs": [], "errors": []})
+                port = ports.take()
+                e = dict(os.environ)
+                e.pop("GOMAXPROCS", None)
+                if env:
+                    e.update(env)
+                full = (["taskset", "-c", cpu] if cpu is not None else []) + \
+                    shlex.split(tpl.replace("{port}", str(port)))
+                proc = subprocess.Popen(full, cwd=ROOT, env=e, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                try:
+                    err = None
+                    if not wait_port(port, proc):
+                        err = "server did not start listening"
+                    elif label not in checked:
+                        err = tls_echo_check(port, ca)
+                        checked.add(label)
+                    if err is None:
+                        try:
+                            fig, err = measure_echo(args, load_bin, load_tpl, port, conns, proc)
+                        except OSError as ex:
+                            err = f"server died ({ex})"
+                    if err:
+                        cell["errors"].append(err)
+                        log(f"W7 {label} {conns} conns run {rnd + 1}: FAILED {err}")
+                        continue
+                    cell["runs"].append(fig)
+                    log(f"W7 {label} {conns} conns run {rnd + 1}/{args.runs}: "
+                        f"{fmt(fig['req/s'])} req/s, server {fmt(fig['cpu us/req'])} us CPU/req")
+                finally:
+                    proc.terminate()
+                    try:
+                        proc.wait(5)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+
+
 # ---- the machine ---------------------------------------------------------------------------
 
 def machine_info(build):
@@ -1030,6 +1174,15 @@ def render(results, meta, out_dir):
             L.append("```")
             L.append(w["text"])
             L.append("```")
+    if "W7" in results:
+        L.append(f"## W7: {results['W7']['title']}")
+        L.append("")
+        L.append("Servers: cio (examples/echo_server --tls: streams over OpenSSL 3), asyncio "
+                 "start_server(ssl=) (Python's ssl module, OpenSSL too), Go crypto/tls "
+                 "(GOMAXPROCS=1). Load: bench/tls_echo_load (a cio TLS client) makes its "
+                 "connections first (their handshakes fall inside the CPU window: a few ms), "
+                 "then runs the closed loop. The figure to compare is server CPU per request.")
+        L += render_echo_table(results["W7"])
         L.append("")
     missed = [t for t in targets if t[3] is False]
     L.append("## Where cio falls short")
@@ -1162,6 +1315,7 @@ def main():
     run_compute(args, build, results, commands)
     run_echo(args, build, results, commands)
     run_http(args, build, results, commands)
+    run_tls_echo(args, build, results, commands)
     meta["commands"] = commands
     profile_missed(args, build, results, meta)
     meta["elapsed s"] = round(time.monotonic() - t0)

@@ -11,7 +11,10 @@
  *       writer.close()
  *       await writer.wait_closed()
  *
- * Usage: echo_client [--tls] [host] [port] [lines]   (127.0.0.1 8888 5)
+ * Usage: echo_client [--tls CAFILE] [host] [port] [lines]   (127.0.0.1 8888 5)
+ *   --tls: TLS, trusting the CA certificates in CAFILE (PEM) and checking the
+ *   server's certificate against host, as
+ *   open_connection(host, port, ssl=ssl.create_default_context(cafile=CAFILE)).
  */
 #include <cio.h>
 #include <stdio.h>
@@ -22,13 +25,15 @@ struct config {
   const char *host, *port;
   int lines;
   bool tls;
+  const char *cafile;
 };
 
-/* The TLS hook: fill opts->tls with a client context (CA to trust).
- * TODO(tls): the TLS layer fills this in. */
-static int tls_setup(cio_stream_opts *opts) {
-  (void)opts;
-  return cio_raise(-ENOTSUP, "--tls: this build of cio has no TLS");
+/* ssl.create_default_context(cafile=cafile): verification and host name
+ * checking are on. */
+static int tls_setup(cio_stream_opts *opts, const struct config *cfg) {
+  cio_tls_options o = {.ca_file = cfg->cafile};
+  opts->tls = cio_tls_context_new(&o);
+  return opts->tls ? 0 : cio_errcode();
 }
 
 static int client(void *arg, void **result) {
@@ -36,9 +41,10 @@ static int client(void *arg, void **result) {
   struct config *cfg = arg;
   cio_stream_opts opts = {0};
   int rc;
-  if (cfg->tls && (rc = tls_setup(&opts)) < 0) return rc;
+  if (cfg->tls && (rc = tls_setup(&opts, cfg)) < 0) return rc;
   cio_stream *s;
   rc = cio_open_connection(cfg->host, cfg->port, &opts, &s);
+  cio_tls_context_unref(opts.tls); /* the stream keeps its own reference */
   if (rc < 0) return rc;
   printf("connected to %s:%s\n", cfg->host, cfg->port);
   for (int i = 1; i <= cfg->lines && rc == 0; i++) {
@@ -61,10 +67,16 @@ static int client(void *arg, void **result) {
 }
 
 int main(int argc, char **argv) {
-  struct config cfg = {"127.0.0.1", "8888", 5, false};
+  struct config cfg = {"127.0.0.1", "8888", 5, false, NULL};
   int pos = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--tls") == 0) cfg.tls = true;
+    if (strcmp(argv[i], "--tls") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "usage: echo_client [--tls CAFILE] [host] [port] [lines]\n");
+        return 2;
+      }
+      cfg.tls = true, cfg.cafile = argv[++i];
+    }
     else if (pos == 0 && ++pos) cfg.host = argv[i];
     else if (pos == 1 && ++pos) cfg.port = argv[i];
     else if (pos == 2 && ++pos) cfg.lines = atoi(argv[i]);

@@ -15,11 +15,12 @@
  *       async with server:
  *           await server.serve_forever()
  *
- * Usage: echo_server [--tls] [host] [port] [connections]
+ * Usage: echo_server [--tls CERT KEY] [host] [port] [connections]
  *   host defaults to 127.0.0.1, port to 8888 (0 = any free port; the line
  *   "serving on HOST:PORT" tells which). With connections > 0 the server
  *   stops accepting after that many, waits for them to finish and exits
- *   (for tests). --tls serves TLS (see tls_setup below).
+ *   (for tests). --tls serves TLS with the certificate chain CERT and
+ *   its private key KEY (PEM files), as ssl=ctx with ctx.load_cert_chain().
  */
 #include <cio.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ struct config {
   const char *host, *port;
   long connections;
   bool tls;
+  const char *cert, *key;
   long accepted;
   cio_server *server;
 };
@@ -50,11 +52,11 @@ static int handle_echo(cio_stream *s, void *arg) {
   return rc == -ECONNRESET || rc == -EPIPE ? 0 : rc;
 }
 
-/* The TLS hook: fill opts->tls with a server context (certificate and key).
- * TODO(tls): the TLS layer fills this in. */
-static int tls_setup(cio_stream_opts *opts) {
-  (void)opts;
-  return cio_raise(-ENOTSUP, "--tls: this build of cio has no TLS");
+/* ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key) */
+static int tls_setup(cio_stream_opts *opts, const struct config *cfg) {
+  cio_tls_options o = {.server = true, .cert_file = cfg->cert, .key_file = cfg->key};
+  opts->tls = cio_tls_context_new(&o);
+  return opts->tls ? 0 : cio_errcode();
 }
 
 static int serve(void *arg, void **result) {
@@ -62,8 +64,9 @@ static int serve(void *arg, void **result) {
   struct config *cfg = arg;
   cio_stream_opts opts = {.backlog = 1024};
   int rc;
-  if (cfg->tls && (rc = tls_setup(&opts)) < 0) return rc;
+  if (cfg->tls && (rc = tls_setup(&opts, cfg)) < 0) return rc;
   rc = cio_start_server(handle_echo, cfg, cfg->host, cfg->port, &opts, &cfg->server);
+  cio_tls_context_unref(opts.tls); /* the server keeps its own reference */
   if (rc < 0) return rc;
   printf("serving on %s:%d\n", cfg->host, cio_server_port(cfg->server));
   fflush(stdout);
@@ -76,10 +79,16 @@ static int serve(void *arg, void **result) {
 }
 
 int main(int argc, char **argv) {
-  struct config cfg = {"127.0.0.1", "8888", 0, false, 0, NULL};
+  struct config cfg = {"127.0.0.1", "8888", 0, false, NULL, NULL, 0, NULL};
   int pos = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--tls") == 0) cfg.tls = true;
+    if (strcmp(argv[i], "--tls") == 0) {
+      if (i + 2 >= argc) {
+        fprintf(stderr, "usage: echo_server [--tls CERT KEY] [host] [port] [connections]\n");
+        return 2;
+      }
+      cfg.tls = true, cfg.cert = argv[++i], cfg.key = argv[++i];
+    }
     else if (pos == 0 && ++pos) cfg.host = argv[i];
     else if (pos == 1 && ++pos) cfg.port = argv[i];
     else if (pos == 2 && ++pos) cfg.connections = atol(argv[i]);

@@ -10,7 +10,8 @@
  * the sock_* calls, executor.h the thread pool (run_in_executor, to_thread),
  * stream.h open_connection, start_server and the stream reader/writer,
  * process.h create_subprocess_exec/_shell, signal.h add_signal_handler,
- * runner.h asyncio.Runner (and what cio_run does on Ctrl-C).
+ * runner.h asyncio.Runner (and what cio_run does on Ctrl-C), tls.h TLS
+ * contexts (ssl.SSLContext) for streams.
  */
 #ifndef CIO_H
 #define CIO_H
@@ -31,5 +32,6 @@
 #include "cio/signal.h"
 #include "cio/runner.h"
 #include "cio/process.h"
+#include "cio/tls.h"
 
 #endif

@@ -8,6 +8,7 @@
  * how many it has served. The server's own memory goes when it has been
  * freed AND its last task (acceptor or connection) is gone.
  */
+#include "tls.h"
 #include "transport.h"
 
 #include "cio/group.h"
@@ -336,6 +337,7 @@ struct cio_server {
 
 static void srv_release(cio_server *srv) {
   if (!srv->freed || srv->tasks) return;
+  cio_tls_context_unref(srv->tls);
   cio_event_destroy(&srv->idle);
   cio_event_destroy(&srv->stop);
   free(srv->unix_path);
@@ -480,7 +482,12 @@ static int srv_new(cio_stream_handler handler, void *arg, const cio_stream_opts 
     return rc;
   }
   (void)out;
-  srv->tls = opts ? opts->tls : NULL;
+  if (opts && opts->tls && !cio__tls_context_is_server(opts->tls)) {
+    free(srv);
+    return cio__fail(-EINVAL, "%s: opts.tls is a client context (make it with "
+                              "cio_tls_options.server = true)", who);
+  }
+  srv->tls = cio_tls_context_ref(opts ? opts->tls : NULL); /* the server keeps it alive */
   srv->handler = handler;
   srv->arg = arg;
   srv->loop = cio_get_running_loop();
@@ -494,6 +501,7 @@ static int srv_new(cio_stream_handler handler, void *arg, const cio_stream_opts 
 static void srv_discard(cio_server *srv) {
   for (int i = 0; i < srv->nfds; i++)
     if (srv->acc[i].fd >= 0) cio_fd_close(srv->acc[i].fd);
+  cio_tls_context_unref(srv->tls);
   cio_event_destroy(&srv->idle);
   cio_event_destroy(&srv->stop);
   free(srv->unix_path);

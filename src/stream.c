@@ -16,6 +16,7 @@
  * drain for the bytes to leave. drain() waits on an event that the flush sets
  * when the queue falls to the low-water mark.
  */
+#include "tls.h"
 #include "transport.h"
 
 #include "cio/group.h"
@@ -1120,12 +1121,12 @@ bool cio_stream_is_tls(const cio_stream *s) { return s && s->transport; }
 
 int cio__stream_secure(cio_stream *s, struct cio_tls_context *ctx, const char *server_hostname,
                        bool server_side) {
-  (void)s;
-  (void)ctx;
-  (void)server_hostname;
-  (void)server_side;
-  return cio_raise(-ENOTSUP, "TLS: cio was built without TLS");
+  return cio__tls_secure_stream(s, ctx, server_hostname, server_side,
+                                server_side ? "TLS server handshake" : "TLS client handshake");
 }
+
+/* The stream's transport, NULL for a plain stream (src/tls.c's accessors). */
+struct cio__transport *cio__stream_transport(const cio_stream *s) { return s ? s->transport : NULL; }
 
 int cio_stream_start_tls(cio_stream *s, struct cio_tls_context *ctx,
                          const char *server_hostname) {

@@ -64,6 +64,9 @@ struct cio__transport {
 int cio__stream_secure(cio_stream *s, struct cio_tls_context *ctx, const char *server_hostname,
                        bool server_side);
 
+/* The stream's transport, NULL for a plain stream (or NULL s). */
+struct cio__transport *cio__stream_transport(const cio_stream *s);
+
 /* The stream's fd (-1 once closed). */
 int cio__stream_fd(const cio_stream *s);
 

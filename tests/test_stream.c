@@ -1189,7 +1189,8 @@ static int t_transport(void *arg, void **result) {
   cio_stream *s;
   int peer;
   CHECK_RC(sp_pair(&s, &peer, NULL), 0);
-  CHECK_RC(cio_stream_start_tls(s, (struct cio_tls_context *)1, "x"), -ENOTSUP);
+  if (!cio_tls_available()) /* with TLS, test_tls.c covers start_tls */
+    CHECK_RC(cio_stream_start_tls(s, (struct cio_tls_context *)1, "x"), -ENOTSUP);
   CHECK_RC(cio_stream_start_tls(s, NULL, "x"), -EINVAL);
   static struct xor_transport x;
   x = (struct xor_transport){{&xor_ops, cio__stream_fd(s)}, 42, 0, 0, 0, false};

@@ -4,7 +4,7 @@
 # `deps.sh arm64` adds the AArch64 cross toolchain, qemu-user and cmocka for
 # arm64 (multiarch).
 set -eu
-need="cmake ninja-build gcc g++ clang libcmocka-dev pkg-config libclang-rt-14-dev doxygen liburing-dev"
+need="cmake ninja-build gcc g++ clang libcmocka-dev pkg-config libclang-rt-14-dev doxygen liburing-dev libssl-dev openssl"
 # HTTP: the libcurl bridge, its nginx-based tests, the HTTP server example.
 need="$need libcurl4-openssl-dev nginx libnginx-mod-http-echo openssl curl python3 libhttp-parser-dev"
 if [ "${1:-}" = arm64 ]; then

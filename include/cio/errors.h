@@ -16,6 +16,7 @@
  *   IncompleteReadError CIO_EINCOMPLETE     LimitOverrunError  CIO_ELIMITOVERRUN
  *   socket.gaierror     CIO_EAI_* (getaddrinfo / getnameinfo failures)
  *   KeyboardInterrupt   CIO_EINTERRUPTED (cio_run / cio_runner_run after Ctrl-C)
+ *   ssl.SSLError        CIO_ETLS            ssl.SSLCertVerificationError  CIO_ECERT
  *
  * Each failure also carries a human-readable message. Inside a task the
  * message of the last failure is kept per task (cio_errmsg()); a task that
@@ -83,6 +84,8 @@ extern "C" {
   X(CIO_EEOF, -4018, "end of file")                                                  \
   X(CIO_EFORKED, -4019, "event loop or executor inherited across fork() (unusable here)") \
   X(CIO_EINTERRUPTED, -4020, "interrupted by SIGINT (Ctrl-C)")                      \
+  X(CIO_ETLS, -4040, "TLS error")                                                    \
+  X(CIO_ECERT, -4041, "TLS certificate verification failed")                         \
   X(CIO_EAI_NONAME, -4050, "host or service not known")                              \
   X(CIO_EAI_AGAIN, -4051, "temporary failure in name resolution")                    \
   X(CIO_EAI_FAIL, -4052, "non-recoverable failure in name resolution")               \

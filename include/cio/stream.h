@@ -157,8 +157,10 @@ CIO_NODISCARD int cio_open_unix_connection(const char *path, const cio_stream_op
 CIO_NODISCARD int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_stream **out);
 
 /* StreamWriter.start_tls: upgrade the open stream to TLS in place (STARTTLS),
- * as a client verifying server_hostname (NULL: no name check unless the
- * context asks for one). Flushes queued writes first. Suspends for the
+ * as a client verifying server_hostname (required unless the context is
+ * insecure_no_verify; "" checks the certificate chain but no name), or as the
+ * server when ctx is a server context (server_hostname ignored). Flushes
+ * queued writes first. Suspends for the
  * handshake. Returns 0, or: -EINVAL, -EBUSY (a read is in progress),
  * -EALREADY (already TLS), the TLS errors of cio/tls.h (-ENOTSUP when built
  * without TLS), -ETIMEDOUT (tls_handshake_timeout), -ECANCELED,
@@ -387,6 +389,8 @@ bool cio_stream_is_tls(const cio_stream *s);
 
 /* ---- servers (asyncio.Server) --------------------------------------------------- */
 
+/* A listening server (asyncio.Server), made by cio_start_server /
+ * cio_start_unix_server; opaque, released with cio_server_free. */
 typedef struct cio_server cio_server;
 
 /* A connection handler (asyncio's client_connected_cb): runs as its own task

@@ -2,6 +2,7 @@
 //
 //	peer-go WORKLOAD [N]      one result line, in cio's format
 //	peer-go echo PORT         TCP echo server on 127.0.0.1:PORT
+//	peer-go echo PORT CERT KEY  the same over TLS (crypto/tls, the PEM files given)
 //
 // The harness runs it with GOMAXPROCS=1 (pinned to one CPU, like every other
 // single-threaded runtime) and again with Go's default GOMAXPROCS (unpinned),
@@ -10,6 +11,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -161,9 +163,16 @@ func lockContended(n int) {
 	fmt.Printf("lock_contended: %.1f ns/op\n", nsPer(t0, per*tasks))
 }
 
-// W5: echo server, one goroutine per connection.
-func echo(port string) {
+// W5: echo server, one goroutine per connection; with cert and key, over TLS.
+func echo(port, cert, key string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err == nil && cert != "" {
+		var pair tls.Certificate
+		pair, err = tls.LoadX509KeyPair(cert, key)
+		if err == nil {
+			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}})
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -201,7 +210,11 @@ func main() {
 	}
 	w := os.Args[1]
 	if w == "echo" && len(os.Args) == 3 {
-		echo(os.Args[2])
+		echo(os.Args[2], "", "")
+		return
+	}
+	if w == "echo" && len(os.Args) == 5 {
+		echo(os.Args[2], os.Args[3], os.Args[4])
 		return
 	}
 	n, ok := defaults[w]
