@@ -509,3 +509,24 @@ ssize_t cio__kop_await(struct cio_task *t, struct cio__kop *k, bool keep_data) {
   }
   return rc < 0 ? rc : -ECANCELED;
 }
+
+#ifdef CIO_HAVE_URING
+#include <liburing.h>
+
+bool cio__fd_kernel_reads(cio_loop *loop) {
+  return CIO__URING(&loop->poller) && cio__uring_completions(&loop->poller);
+}
+
+ssize_t cio__fd_recv_kernel(struct cio_task *t, int fd, void *buf, size_t len, const char *who) {
+  cio_loop *loop = t->fut.loop;
+  if (!cio__fd_kernel_reads(loop)) return -EAGAIN;
+  struct cio__kop k;
+  cio__kop_init(&k, loop);
+  struct io_uring_sqe *sqe = cio__uring_sqe(&loop->poller, &k.op);
+  if (!sqe) return -EAGAIN;
+  io_uring_prep_recv(sqe, fd, buf, len, 0);
+  ssize_t n = cio__fd_kop_await(t, fd, CIO__POLL_IN, &k, true, who);
+  if (n >= 0) cio__fd_note_read(loop, fd, n > 0 && (size_t)n < len);
+  return n;
+}
+#endif

@@ -63,6 +63,18 @@ ssize_t cio__kop_await(struct cio_task *t, struct cio__kop *k, bool keep_data);
  * -EBADF, exactly as a readiness wait. */
 ssize_t cio__fd_kop_await(struct cio_task *t, int fd, unsigned dir, struct cio__kop *k,
                           bool keep_data, const char *who);
+#ifdef CIO_HAVE_URING
+/* Whether this loop's receives run as kernel operations (io_uring). */
+bool cio__fd_kernel_reads(cio_loop *loop);
+/* A receive of up to len bytes into buf as a kernel operation, awaited
+ * (cio__fd_kop_await with keep_data: data that arrives after a cancel is
+ * returned, the cancel delivered at the next suspension). For a socket whose
+ * recv() just said EAGAIN. Returns the count (0 at EOF; the read hint is
+ * noted), -EAGAIN when kernel reads are off or the ring is full (then wait
+ * for readiness), -ECANCELED / -EBADF / -EBUSY (message set), or another
+ * -errno (message not set). */
+ssize_t cio__fd_recv_kernel(struct cio_task *t, int fd, void *buf, size_t len, const char *who);
+#endif
 /* Whether the last read of fd emptied its buffer (and clear the hint). */
 bool cio__fd_take_drained(cio_loop *loop, int fd);
 

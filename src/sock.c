@@ -8,9 +8,6 @@
  */
 #include "executor.h"
 #include "io.h"
-#ifdef CIO_HAVE_URING
-#include <liburing.h>
-#endif
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -198,16 +195,8 @@ static ssize_t kernel_recv(struct cio_task *t, int fd, void *buf, size_t len, co
       break;
     }
   }
-  struct cio__kop k;
-  cio__kop_init(&k, loop);
-  struct io_uring_sqe *sqe = cio__uring_sqe(&loop->poller, &k.op);
-  if (!sqe) return -EAGAIN;
-  io_uring_prep_recv(sqe, fd, buf, len, 0);
-  ssize_t n = cio__fd_kop_await(t, fd, CIO__POLL_IN, &k, true, who);
-  if (n >= 0) {
-    cio__fd_note_read(loop, fd, n > 0 && (size_t)n < len);
-    return n;
-  }
+  ssize_t n = cio__fd_recv_kernel(t, fd, buf, len, who);
+  if (n >= 0 || n == -EAGAIN) return n;
   if (n == -ECANCELED || n == -EBADF || n == -EBUSY) return n; /* message set */
   return sys_fail((int)-n, who, fd);
 }
@@ -222,7 +211,7 @@ ssize_t cio_sock_recv_into(int fd, void *buf, size_t len) {
   if (len == 0) return 0;
   if ((rc = cio__coop(t)) < 0) return rc;
 #ifdef CIO_HAVE_URING
-  if (CIO__URING(&t->fut.loop->poller) && cio__uring_completions(&t->fut.loop->poller)) {
+  if (cio__fd_kernel_reads(t->fut.loop)) {
     ssize_t n = kernel_recv(t, fd, buf, len, who);
     if (n != -EAGAIN) return n;
   }

@@ -335,10 +335,33 @@ static ssize_t fill(cio_stream *s, struct cio_task *t, size_t room, const char *
   int rc = reserve(s, room < 4096 ? 4096 : room);
   if (rc < 0) return rc;
   if ((rc = cio__coop(t)) < 0) return rc;
-  if (!s->transport && (rc = cio__fd_wait_unless_ready(t, s->fd, who)) < 0) goto waitfail;
+#ifdef CIO_HAVE_URING
+  /* On io_uring a socket's receive that would block goes to the kernel
+   * with the buffer (no readiness event, no second recv per message). */
+  bool kernel = !s->transport && s->is_sock && cio__fd_kernel_reads(s->loop);
+#else
+  const bool kernel = false;
+#endif
+  if (!s->transport && !kernel && (rc = cio__fd_wait_unless_ready(t, s->fd, who)) < 0)
+    goto waitfail;
   for (;;) {
     unsigned want = CIO__POLL_IN;
-    ssize_t n = raw_read(s, s->rbuf + s->rend, s->rcap - s->rend, &want);
+    ssize_t n = kernel && cio__fd_take_drained(s->loop, s->fd)
+                    ? -EAGAIN
+                    : raw_read(s, s->rbuf + s->rend, s->rcap - s->rend, &want);
+#ifdef CIO_HAVE_URING
+    if (n == -EAGAIN && kernel) {
+      n = cio__fd_recv_kernel(t, s->fd, s->rbuf + s->rend, s->rcap - s->rend, who);
+      if (n == -EAGAIN) {
+        kernel = false; /* the ring is full: readiness, as on epoll */
+      } else if (n == -ECANCELED || n == -EBADF || n == -EBUSY) {
+        rc = (int)n;
+        goto waitfail;
+      } else if (n < 0) {
+        n = cio__fail((int)n, "cio_stream read(fd %d): %s", s->fd, strerror((int)-n));
+      }
+    }
+#endif
     if (n > 0) {
       s->rend += (size_t)n;
       return n;
