@@ -7,6 +7,7 @@
 #ifndef CIO_POLL_H
 #define CIO_POLL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -9,7 +9,7 @@ dosomething gather_exceptions chain future_mark_done producer_consumer
 coro_vs_task fetch_sync fetch_gather workers fetch_five wait_for_timeout
 gather_report factorial background_tasks lock_workers to_thread
 blocking_mistake wait_first_completed as_completed streams_hello
-subprocess_ls subprocess_shell signals"
+subprocess_ls subprocess_shell signals file_lines"
 total=0
 for name in $examples; do
   bin=$dir/examples/$name
