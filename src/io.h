@@ -78,6 +78,10 @@ ssize_t cio__fd_recv_kernel(struct cio_task *t, int fd, void *buf, size_t len, c
 /* Whether the last read of fd emptied its buffer (and clear the hint). */
 bool cio__fd_take_drained(cio_loop *loop, int fd);
 
+/* A socket address for messages: "127.0.0.1:80", "[::1]:80", "/path", or
+ * "?" for NULL. Returns buf. */
+const char *cio__addr_str(const struct sockaddr *sa, char *buf, size_t len);
+
 /* How many times this loop has called the poller's ctl (tests). */
 unsigned long cio__io_ctl_count(cio_loop *loop);
 

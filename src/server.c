@@ -35,23 +35,6 @@ static int need_task(const char *who, struct cio_task **t) {
   return 0;
 }
 
-/* "127.0.0.1:80", "[::1]:80" */
-static const char *addr_str(const struct sockaddr *sa, char *buf, size_t len) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
-  } else {
-    snprintf(buf, len, "(family %d)", sa->sa_family);
-  }
-  return buf;
-}
-
 /* ---- open_connection ----------------------------------------------------------- */
 
 struct attempt;
@@ -76,7 +59,7 @@ static void note_failure(struct race *r, const struct sockaddr *sa, int code) {
   char where[INET6_ADDRSTRLEN + 16];
   const char *msg = cio_errmsg();
   int w = snprintf(r->text + r->len, sizeof r->text - r->len, "%s%s: %s", r->len ? "; " : "",
-                   addr_str(sa, where, sizeof where),
+                   cio__addr_str(sa, where, sizeof where),
                    code > -4000 ? strerror(-code) : (*msg ? msg : cio_strerror(code)));
   if (w > 0) r->len = r->len + (size_t)w < sizeof r->text ? r->len + (size_t)w : sizeof r->text - 1;
   r->last = code;
@@ -573,7 +556,7 @@ int cio_start_server(cio_stream_handler handler, void *arg, const char *host, co
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
         listen(fd, srv->opts.backlog > 0 ? srv->opts.backlog : 100) < 0) {
       int e = errno;
-      rc = cio__fail(-e, "%s: cannot listen on %s: %s", who, addr_str(ai->ai_addr, where, sizeof where),
+      rc = cio__fail(-e, "%s: cannot listen on %s: %s", who, cio__addr_str(ai->ai_addr, where, sizeof where),
                      strerror(e));
       break;
     }

@@ -42,8 +42,7 @@ static int need_nonblocking(int fd, const char *who) {
   return 0;
 }
 
-/* "127.0.0.1:80", "[::1]:80", "/path" or "?" */
-static const char *addr_str(const struct sockaddr *sa, char *buf, size_t len) {
+const char *cio__addr_str(const struct sockaddr *sa, char *buf, size_t len) {
   char host[INET6_ADDRSTRLEN];
   if (!sa) {
     snprintf(buf, len, "?");
@@ -165,7 +164,7 @@ int cio_sock_connect(int fd, const struct sockaddr *addr, socklen_t addrlen) {
       if (rc < 0) return rc;
       continue;
     }
-    return cio__fail(-e, "%s(fd %d, %s): %s", who, fd, addr_str(addr, where, sizeof where),
+    return cio__fail(-e, "%s(fd %d, %s): %s", who, fd, cio__addr_str(addr, where, sizeof where),
                      strerror(e));
   }
 }
@@ -556,7 +555,7 @@ static void attempt_failed(struct attempts *a, const struct sockaddr *sa, int co
   char where[INET6_ADDRSTRLEN + 16];
   const char *msg = cio_errmsg();
   int w = snprintf(a->text + a->len, sizeof a->text - a->len, "%s%s: %s", a->len ? "; " : "",
-                   addr_str(sa, where, sizeof where),
+                   cio__addr_str(sa, where, sizeof where),
                    code < 0 && code > -4000 ? strerror(-code) : (*msg ? msg : cio_strerror(code)));
   if (w > 0) a->len = a->len + (size_t)w < sizeof a->text ? a->len + (size_t)w : sizeof a->text - 1;
   a->last = code;
