@@ -33,7 +33,7 @@ case $flavour in
             # processes and the Runner (qemu-user emulates vfork and signals).
             # TLS is off there (its tests need live sockets too; no
             # libssl-dev:arm64).
-            filter="-E (test_(executor|io|sock|stream|server|signal|process|runner)|example_(streams_hello|subprocess_shell))"
+            filter="-E (test_(executor|io|sock|stream|server|signal|process|runner|file)|example_(streams_hello|subprocess_shell|file_lines))"
             sh tools/deps.sh arm64 ;;
   debug)    dir=build;          opts=""
             # Slow steps over 1.5 s only: the shared CI machine is noisy and a
