@@ -75,9 +75,13 @@ static int fetch(void *arg, void **result) {
   if (!easy) return cio_raise(-ENOMEM, "curl_easy_init failed");
   curl_easy_setopt(easy, CURLOPT_URL, pg->url);
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, pg);
-  if (cacert) curl_easy_setopt(easy, CURLOPT_CAINFO, cacert);
+  if (cacert) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, cacert);
+    curl_easy_setopt(easy, CURLOPT_CAPATH, NULL);
+  }
   pg->rc = cio_semaphore_acquire(&connections);
   if (pg->rc == 0) {
     pg->rc = cio_curl_perform(easy); /* suspends this task only */
