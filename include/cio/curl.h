@@ -21,7 +21,10 @@
  * that made one before, or by easy handles that share a CURLSH with
  * CURL_LOCK_DATA_SSL_SESSION (curl's own API: one share per loop needs no
  * lock functions, as only the loop's thread uses it; curl_share_cleanup it
- * after every easy handle using it is cleaned up).
+ * after every easy handle using it is cleaned up). Over TLS 1.2 curl resumes
+ * by session ID only (it turns tickets off), so the server must keep a
+ * session cache (nginx: ssl_session_cache). Connections that start together
+ * resume nothing: no session exists yet when they say hello.
  *
  * Client CPU (measured on the crawler, examples/crawl.c, over HTTPS; both are
  * plain curl options, set on your easy handles):
