@@ -23,12 +23,14 @@
  *   no URL        the seed's three URLs (needs the internet)
  *   -n N          fetch URL1 ... URLN for each URL given (URL + a number)
  *   --sequential  one after the other (the seed's synchronous version)
- *   --cacert FILE trust this CA (the tour's local nginx has its own)
+ *   --cacert FILE trust this CA only (the tour's local nginx has its own)
  * The aiohttp session's connection pool is the loop's curl multi handle:
  * every transfer of the run shares its connections, at most 100 at once
  * (aiohttp's default limit; a semaphore, so that curl never holds more than
- * 100 transfers), the others wait for one to be free. len(html) counts
- * characters, so the count here is of UTF-8 code points, not bytes.
+ * 100 transfers), the others wait for one to be free. Like aiohttp, every
+ * new connection does a full TLS handshake (no session resumption) with
+ * verification. len(html) counts characters, so the count here is of UTF-8
+ * code points, not bytes.
  */
 #include <cio.h>
 #include <cio/curl.h>
@@ -75,9 +77,19 @@ static int fetch(void *arg, void **result) {
   if (!easy) return cio_raise(-ENOMEM, "curl_easy_init failed");
   curl_easy_setopt(easy, CURLOPT_URL, pg->url);
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
+  /* No SIGPIPE handler swapped in and out around each of curl's socket
+   * actions (curl sends with MSG_NOSIGNAL anyway). */
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, pg);
-  if (cacert) curl_easy_setopt(easy, CURLOPT_CAINFO, cacert);
+  if (cacert) {
+    /* Trust this CA only, as the seed's ssl.create_default_context(cafile=)
+     * does. Without a CA path, curl parses the file once per loop (its multi
+     * handle caches the certificate store) instead of once per connection,
+     * as aiohttp loads it once into its SSLContext. */
+    curl_easy_setopt(easy, CURLOPT_CAINFO, cacert);
+    curl_easy_setopt(easy, CURLOPT_CAPATH, NULL);
+  }
   pg->rc = cio_semaphore_acquire(&connections);
   if (pg->rc == 0) {
     pg->rc = cio_curl_perform(easy); /* suspends this task only */

@@ -98,6 +98,7 @@ http {
     listen 127.0.0.1:$http_port;
     ssl_certificate $dir/server.pem;
     ssl_certificate_key $dir/server.key;
+    ssl_session_cache shared:cio:1m; # session-ID resumption (curl turns TLS 1.2 tickets off)
     root $dir/www;
     location /files/ { default_type application/octet-stream; }
     location /page/ {

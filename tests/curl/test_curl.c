@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef CIO_TEST_OPENSSL
+#include <openssl/ssl.h>
+#endif
+
 #include "cio_test.h"
 #include <cio/curl.h>
 
@@ -162,6 +166,66 @@ static int reuse_main(void *arg, void **result) {
 static void connections_are_reused_on_one_loop(void **state) {
   (void)state;
   run_real_ok(reuse_main);
+}
+
+/* ---- TLS sessions shared through a CURLSH ------------------------------------------------------ */
+
+/* curl 7.88 keeps TLS sessions per easy handle; easy handles that share a
+ * CURLSH with CURL_LOCK_DATA_SSL_SESSION resume each other's (include/cio/
+ * curl.h says so): a new connection made by a second handle resumes the
+ * session of the first, through the bridge, with no lock functions (one loop). */
+static struct {
+  int checked, reused;
+} resumed_now;
+
+static size_t on_data_resumed(char *p, size_t size, size_t n, void *arg) {
+  (void)p;
+  CURL *e = arg;
+#ifdef CIO_TEST_OPENSSL
+  struct curl_tlssessioninfo *info = NULL;
+  if (curl_easy_getinfo(e, CURLINFO_TLS_SSL_PTR, &info) == CURLE_OK && info &&
+      info->backend == CURLSSLBACKEND_OPENSSL && info->internals) {
+    resumed_now.checked = 1;
+    resumed_now.reused = SSL_session_reused((SSL *)info->internals);
+  }
+#else
+  (void)e;
+#endif
+  return size * n;
+}
+
+static int shared_sessions_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  CURLSH *sh = curl_share_init();
+  assert_non_null(sh);
+  assert_int_equal(curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION), CURLSHE_OK);
+  int reused[2];
+  for (int i = 0; i < 2; i++) {
+    struct body b;
+    CURL *e = easy_for("/hello", &b, NULL);
+    curl_easy_setopt(e, CURLOPT_SHARE, sh);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L); /* a new connection each time */
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data_resumed);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, e);
+    resumed_now.checked = 0;
+    assert_code(cio_curl_perform(e), CURLE_OK);
+    curl_easy_cleanup(e);
+    if (!resumed_now.checked) {
+      curl_share_cleanup(sh);
+      skip(); /* not OpenSSL under libcurl: nothing to look at */
+    }
+    reused[i] = resumed_now.reused;
+  }
+  assert_int_equal(curl_share_cleanup(sh), CURLSHE_OK);
+  assert_int_equal(reused[0], 0);
+  assert_int_equal(reused[1], 1);
+  return 0;
+}
+
+static void tls_sessions_shared_by_a_curlsh(void **state) {
+  (void)state;
+  run_real_ok(shared_sessions_main);
 }
 
 /* ---- cancelled mid-body ----------------------------------------------------------------------- */
@@ -422,6 +486,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(two_hundred_concurrent_transfers),
       cmocka_unit_test(connections_are_reused_on_one_loop),
+      cmocka_unit_test(tls_sessions_shared_by_a_curlsh),
       cmocka_unit_test(cancelled_mid_body),
       cmocka_unit_test(timeout_scope_expires_mid_transfer),
       cmocka_unit_test(refused_and_tls_failure_are_curl_codes),
