@@ -82,6 +82,11 @@ static int fetch(void *arg, void **result) {
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, pg);
+  /* Over HTTPS curl offers HTTP/2 (ALPN); a transfer that starts while the
+   * loop's first connection is still being set up waits for it and is
+   * multiplexed on it, instead of opening a connection (and a TLS
+   * handshake) of its own. */
+  curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
   if (cacert) {
     /* Trust this CA only, as the seed's ssl.create_default_context(cafile=)
      * does. Without a CA path, curl parses the file once per loop (its multi

@@ -94,7 +94,7 @@ http {
   keepalive_requests 1000000;
   keepalive_timeout 60s;
   server {
-    listen 127.0.0.1:$port ssl;
+    listen 127.0.0.1:$port ssl http2;
     listen 127.0.0.1:$http_port;
     ssl_certificate $dir/server.pem;
     ssl_certificate_key $dir/server.key;

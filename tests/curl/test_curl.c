@@ -206,6 +206,9 @@ static int shared_sessions_main(void *arg, void **result) {
     CURL *e = easy_for("/hello", &b, NULL);
     curl_easy_setopt(e, CURLOPT_SHARE, sh);
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L); /* a new connection each time */
+    /* HTTP/1.1: what is looked at here is the TLS session, not the protocol
+     * above it (nginx also offers h2). */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data_resumed);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, e);
     resumed_now.checked = 0;
