@@ -132,7 +132,8 @@ static void unlink_task(cio_loop *loop, struct cio_task *t) {
   loop->ntasks--;
 }
 
-/* Record the outcome of a body that returned rc: the DESIGN.md rules. */
+/* Record the outcome of a body that returned rc: the cancellation rule of
+ * docs/design.md. */
 static void finish(struct cio_task *t, int rc, void *result) {
   cio_loop *loop = t->fut.loop;
   unlink_task(loop, t);
