@@ -2,7 +2,6 @@
 #include "task.h"
 #include "debug.h"
 
-#include <dlfcn.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -434,50 +433,17 @@ int cio_all_tasks(cio_loop *loop, cio_task **buf, int cap) {
 
 /* ---- introspection: a dump of the pending tasks ------------------------------------- */
 
-#if !defined(CIO_SWITCH_UCONTEXT) && !defined(CIO_ASAN) && !defined(CIO_TSAN) && \
-    (defined(__x86_64__) || defined(__aarch64__))
-#define CIO__STACK_WALK 1
-#endif
-
-#ifdef CIO__STACK_WALK
-static void print_frame(FILE *out, uintptr_t pc) {
-  Dl_info info;
-  if (dladdr((void *)(pc - 1), &info) && info.dli_fname) {
-    if (info.dli_sname)
-      fprintf(out, "      %#lx %s+%#lx\n", (unsigned long)pc, info.dli_sname,
-              (unsigned long)(pc - (uintptr_t)info.dli_saddr));
-    else
-      fprintf(out, "      %#lx (%s+%#lx)\n", (unsigned long)pc, info.dli_fname,
-              (unsigned long)(pc - (uintptr_t)info.dli_fbase));
-  } else {
-    fprintf(out, "      %#lx\n", (unsigned long)pc);
-  }
-}
-#endif
-
-/* Walk a suspended task's frame-pointer chain from the frame the switch
- * saved (see src/arch/switch_*.S for its layout). */
+/* A suspended task's native stack, one frame a line (debug.c walks the
+ * frame-pointer chain from the frame the switch saved). */
 static void print_stack(FILE *out, struct cio_task *t) {
-#ifdef CIO__STACK_WALK
-  const uintptr_t *saved = t->u.run.ctx.sp;
-  uintptr_t lo = (uintptr_t)t->u.run.stack->lo, hi = lo + t->u.run.stack->size;
-#if defined(__x86_64__)
-  uintptr_t fp = saved[6], pc = saved[7]; /* rbp, return address */
-#else
-  uintptr_t fp = saved[10], pc = saved[11]; /* x29, x30 */
-#endif
-  for (int depth = 0; depth < 32 && pc; depth++) {
-    print_frame(out, pc);
-    if (fp < lo || fp + 2 * sizeof(uintptr_t) > hi || fp % sizeof(uintptr_t)) break;
-    const uintptr_t *frame = (const uintptr_t *)fp;
-    pc = frame[1];
-    if (frame[0] <= fp) break; /* frames grow upwards: anything else ends the chain */
-    fp = frame[0];
+  uintptr_t pcs[32];
+  int n = cio__task_frames(t, pcs, 32);
+  if (n == 0) fprintf(out, "      (no stack walk in this build)\n");
+  for (int i = 0; i < n; i++) {
+    char f[512];
+    cio__frame_format(pcs[i], f, sizeof f);
+    fprintf(out, "      %s\n", f);
   }
-#else
-  (void)t;
-  fprintf(out, "      (no stack walk in this build)\n");
-#endif
 }
 
 int cio_loop_print_tasks(cio_loop *loop, void *stream) {
