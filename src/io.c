@@ -415,12 +415,17 @@ int cio_fd_close(int fd) {
   cio_loop *loop = cio__running_loop;
   if (loop && (fd == loop->poller.epfd || fd == loop->poller.wakefd))
     return cio__fail(-EINVAL, "cio_fd_close: fd %d belongs to the event loop itself", fd);
-  forget(cio__running_loop, fd, "the fd was closed with cio_fd_close while a task waited on it");
-
+  forget(loop, fd, "the fd was closed with cio_fd_close while a task waited on it");
   /* On Linux the fd is released even when close() reports EINTR. */
   if (close(fd) < 0 && errno != EINTR)
     return cio__fail(-errno, "cio_fd_close(fd %d): %s", fd, strerror(errno));
   return 0;
+}
+
+void cio__fd_close_in(cio_loop *loop, int fd) {
+  if (fd < 0) return;
+  forget(loop, fd, "the fd was closed by its owner while a task waited on it");
+  close(fd);
 }
 
 void cio__fd_fresh(cio_loop *loop, int fd) {

@@ -17,6 +17,12 @@ int cio__fd_wait(struct cio_task *t, int fd, unsigned dir, const char *who);
  * registration is no longer trusted. No system call. loop may be NULL. */
 void cio__fd_fresh(cio_loop *loop, int fd);
 
+/* cio_fd_close for an fd that loop's own machinery owns (a pidfd, a
+ * signalfd), from the loop's thread whether or not the loop is running now
+ * (its close path): waiters wake with -EBADF, callbacks and the registration
+ * go, then close(fd). No-op for fd < 0. */
+void cio__fd_close_in(cio_loop *loop, int fd);
+
 /* Do not trust fd's registration any more: the next wait re-registers it
  * (one epoll_ctl). For sockets about to connect. */
 void cio__fd_untrust(cio_loop *loop, int fd);

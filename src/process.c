@@ -25,6 +25,7 @@
 #include "cio/io.h"
 #include "cio/process.h"
 #include "cio/stream.h"
+#include "io.h"
 #include "sigs.h"
 #include "task.h"
 
@@ -90,14 +91,8 @@ static void unwatch(struct cio_process *p) {
   if (p->prev) p->prev->next = p->next; else ps->head = p->next;
   if (p->next) p->next->prev = p->prev;
   p->prev = p->next = NULL;
-  if (p->pidfd >= 0) {
-    cio_remove_reader(loop, p->pidfd);
-    if (cio__running_loop == loop)
-      cio_fd_close(p->pidfd);
-    else
-      close(p->pidfd);
-    p->pidfd = -1;
-  }
+  cio__fd_close_in(loop, p->pidfd);
+  p->pidfd = -1;
   p->loop = NULL;
 }
 

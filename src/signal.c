@@ -8,6 +8,7 @@
  * disposition is set to a stand-in that forwards a signal delivered to some
  * other thread (one that does not block it) to the loop's thread, where it
  * stays pending until the signalfd reads it. */
+#include "io.h"
 #include "sigs.h"
 
 #include <errno.h>
@@ -124,12 +125,7 @@ static int state_get(cio_loop *loop, struct sigstate **out) {
 }
 
 static void close_sfd(cio_loop *loop, struct sigstate *st) {
-  if (st->sfd < 0) return;
-  cio_remove_reader(loop, st->sfd);
-  if (cio__running_loop == loop)
-    cio_fd_close(st->sfd);
-  else
-    close(st->sfd);
+  cio__fd_close_in(loop, st->sfd);
   st->sfd = -1;
 }
 
