@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include <cio.h>
@@ -33,6 +36,34 @@ static inline int cio_test_teardown(void **state) {
 }
 #undef cmocka_unit_test
 #define cmocka_unit_test(f) cmocka_unit_test_teardown(f, cio_test_teardown)
+
+/* Death tests and heavy runs: run child(arg) in a forked process with its
+ * stderr captured into buf (NUL-terminated, cap bytes at most; the rest is
+ * read and dropped). child must end the process (_exit). Returns the
+ * child's waitpid status. */
+static inline int run_in_child(void (*child)(void *), void *arg, char *buf, size_t cap) {
+  int fds[2];
+  if (pipe(fds) != 0) fail_msg("pipe failed");
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    child(arg);
+    _exit(99); /* child returned: not what a death test expects */
+  }
+  close(fds[1]);
+  size_t len = 0;
+  char sink[256];
+  ssize_t r;
+  while ((r = read(fds[0], len + 1 < cap ? buf + len : sink,
+                   len + 1 < cap ? cap - 1 - len : sizeof sink)) > 0)
+    if (len + 1 < cap) len += (size_t)r;
+  buf[len] = '\0';
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
 
 static double cio_test_elapsed;
 static double cio_test_start;

@@ -171,27 +171,23 @@ static int spawn_overflowing(void *arg, void **result) {
 
 /* Runs `body` as a task named `name` in a child process under protection
  * `method`; asserts that the child aborted and wrote `expect` on stderr. */
+struct abort_child {
+  int method;
+  struct victim_run v;
+};
+
+static void overflow_child(void *arg) {
+  struct abort_child *c = arg;
+  cio__stack_guard_force(c->method, 0);
+  int rc = cio_run(spawn_overflowing, &c->v, NULL);
+  _exit(rc == 0 ? 0 : 3);
+}
+
 static void expect_abort(int method, cio_task_fn body, const char *name, size_t stack,
                          const char *expect) {
-  int fds[2];
-  assert_int_equal(pipe(fds), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    close(fds[0]);
-    cio__stack_guard_force(method, 0);
-    struct victim_run v = {body, name, stack};
-    int rc = cio_run(spawn_overflowing, &v, NULL);
-    _exit(rc == 0 ? 0 : 3);
-  }
-  close(fds[1]);
-  char buf[2048] = {0};
-  size_t len = 0;
-  ssize_t r;
-  while ((r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
-  close(fds[0]);
-  int status;
-  waitpid(pid, &status, 0);
+  struct abort_child c = {method, {body, name, stack}};
+  char buf[2048];
+  int status = run_in_child(overflow_child, &c, buf, sizeof buf);
   if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT || !strstr(buf, expect))
     fail_msg("task '%s' (method %d): status %#x, stderr: %s", name, method, status, buf);
 }
@@ -316,30 +312,21 @@ static int spawn_many(void *arg, void **result) {
   return 0;
 }
 
+static void many_child(void *arg) {
+  (void)arg;
+  cio__stack_guard_force(CIO__GUARD_MPROTECT, 0); /* as on Linux 6.1: no MADV_GUARD_INSTALL */
+  cio_loop_options o = {.virtual_time = true, .default_stack_size = CIO_STACK_MIN};
+  int rc = cio_run_opts(spawn_many, NULL, NULL, &o);
+  _exit(rc == 0 ? 0 : 3);
+}
+
 static void many_tasks_on_an_old_kernel(void **state) {
   (void)state;
   skip_if_emulated("a hundred thousand tasks");
   const char *env = getenv("CIO_TEST_TASKS");
   many_n = env ? atol(env) : 100000;
-  int fds[2];
-  assert_int_equal(pipe(fds), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    close(fds[0]);
-    cio__stack_guard_force(CIO__GUARD_MPROTECT, 0); /* as on Linux 6.1: no MADV_GUARD_INSTALL */
-    cio_loop_options o = {.virtual_time = true, .default_stack_size = CIO_STACK_MIN};
-    int rc = cio_run_opts(spawn_many, NULL, NULL, &o);
-    _exit(rc == 0 ? 0 : 3);
-  }
-  close(fds[1]);
-  char buf[4096] = {0};
-  size_t len = 0;
-  ssize_t r;
-  while ((r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
-  close(fds[0]);
-  int status;
-  waitpid(pid, &status, 0);
+  char buf[4096];
+  int status = run_in_child(many_child, NULL, buf, sizeof buf);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail_msg("status %#x: %s", status, buf);
   print_message("%ld tasks: %s", many_n, buf);
   /* One note, once, when the guards ran out. */

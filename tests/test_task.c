@@ -781,29 +781,20 @@ static int spawn_overflow(void *arg, void **result) {
   return cio_await(t, NULL);
 }
 
+static void overflow_child(void *arg) {
+  (void)arg;
+  int rc = cio_run(spawn_overflow, NULL, NULL);
+  _exit(rc == 0 ? 0 : 3);
+}
+
 static void stack_overflow_aborts_naming_the_task(void **state) {
   (void)state;
   skip_if_emulated("SIGSEGV from a guard page");
 #if defined(__SANITIZE_ADDRESS__)
   skip(); /* ASan reports the overflow itself */
 #endif
-  int fds[2];
-  assert_int_equal(pipe(fds), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    close(fds[0]);
-    int rc = cio_run(spawn_overflow, NULL, NULL);
-    _exit(rc == 0 ? 0 : 3);
-  }
-  close(fds[1]);
-  char buf[512] = {0};
-  size_t len = 0;
-  ssize_t r;
-  while ((r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
-  close(fds[0]);
-  int status;
-  waitpid(pid, &status, 0);
+  char buf[512];
+  int status = run_in_child(overflow_child, NULL, buf, sizeof buf);
   assert_true(WIFSIGNALED(status));
   assert_int_equal(WTERMSIG(status), SIGABRT);
   assert_non_null(strstr(buf, "stack overflow in task 'deep-recursion'"));
