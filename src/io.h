@@ -8,9 +8,21 @@
 #include "task.h"
 
 /* Suspend t until fd is ready for `dir` (CIO__POLL_IN or CIO__POLL_OUT).
+ * The edge contract: call it only after the kernel said EAGAIN for `dir` (or
+ * a short read emptied the buffer) since this task's last wait on fd ended;
+ * it may then return at once, without a new event, when one came while
+ * nobody waited (retry the call: it says EAGAIN again at worst).
  * Returns as cio_wait_readable; `who` names the public call in messages. */
 int cio__fd_wait(struct cio_task *t, int fd, unsigned dir, const char *who);
+/* cio__fd_wait without the contract: returns when the fd is ready now (a
+ * level), as cio_wait_readable does. For transports (TLS), whose "would
+ * block" need not come from the fd. */
+int cio__fd_wait_level(struct cio_task *t, int fd, unsigned dir, const char *who);
 
+/* cio_add_writer under the edge contract (called after a write said EAGAIN
+ * or came back short): the callback runs once per edge, not while the fd
+ * stays writable. For the stream layer's flush. */
+int cio__fd_add_writer_edge(cio_loop *loop, int fd, cio_callback_fn fn, void *arg);
 /* A descriptor cio has just obtained from the kernel (accept, socket): any
  * record for that number is stale. Waiters left on it (their fd was closed
  * with plain close()) resume with -EBADF, callbacks are dropped, and the

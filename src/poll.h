@@ -15,6 +15,12 @@
 #define CIO__POLL_IN 1u
 #define CIO__POLL_OUT 2u
 #define CIO__POLL_ERR 4u /* error or hang-up */
+/* With cio__poller_ctl: report the interest edge-triggered (epoll only; the
+ * io_uring back end reports levels and never gets this flag). */
+#define CIO__POLL_EDGE 8u
+/* In events: the peer shut its writing side down (EPOLLRDHUP; edge mode only):
+ * reads no longer block, and no new edge will say so again. */
+#define CIO__POLL_RDHUP 16u
 
 enum { CIO__BACKEND_EPOLL, CIO__BACKEND_URING };
 

@@ -43,6 +43,7 @@ int cio__epoll_ctl(struct cio__poller *p, int fd, unsigned events, bool register
   struct epoll_event ev = {.data.ptr = w};
   if (events & CIO__POLL_IN) ev.events |= EPOLLIN;
   if (events & CIO__POLL_OUT) ev.events |= EPOLLOUT;
+  if (events & CIO__POLL_EDGE) ev.events |= EPOLLET | (events & CIO__POLL_IN ? EPOLLRDHUP : 0);
   int op = registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
   if (epoll_ctl(p->epfd, op, fd, &ev) == 0) return 0;
   /* The fd may have been closed and its number reused behind our back. */
@@ -88,6 +89,7 @@ int cio__epoll_wait(struct cio__poller *p, int64_t timeout_ns, bool *woken) {
     if (evs[i].events & EPOLLIN) e |= CIO__POLL_IN;
     if (evs[i].events & EPOLLOUT) e |= CIO__POLL_OUT;
     if (evs[i].events & (EPOLLERR | EPOLLHUP)) e |= CIO__POLL_ERR;
+    if (evs[i].events & EPOLLRDHUP) e |= CIO__POLL_IN | CIO__POLL_RDHUP;
     w->on_event(w, e);
     fired++;
   }

@@ -287,7 +287,10 @@ static ssize_t raw_writev(cio_stream *s, const struct iovec *iov, int cnt, unsig
  * short sleeps instead. */
 static int wait_fd(cio_stream *s, struct cio_task *t, unsigned want, const char *who) {
   if (want == CIO__POLL_OUT && s->cb_armed) return cio_sleep(0.001);
-  int rc = cio__fd_wait(t, s->fd, want, who);
+  /* A transport's "would block" need not come from the fd (the edge
+   * contract of cio__fd_wait): wait for the level. */
+  int rc = s->transport ? cio__fd_wait_level(t, s->fd, want, who)
+                        : cio__fd_wait(t, s->fd, want, who);
   if (rc == -EBUSY) return cio_sleep(0.001);
   return rc;
 }
@@ -839,7 +842,8 @@ static void arm_flush(cio_stream *s, unsigned want) {
     return;
   }
   if (!s->cb_armed) {
-    int rc = cio_add_writer(s->loop, s->fd, on_writable, s);
+    int rc = s->transport ? cio_add_writer(s->loop, s->fd, on_writable, s)
+                          : cio__fd_add_writer_edge(s->loop, s->fd, on_writable, s);
     if (rc == -EBUSY) {
       /* A task waits on the fd's writer slot itself (a transport read that
        * must write first): poll until it is done. */

@@ -651,7 +651,7 @@ static int drive(struct tls_tr *t, double timeout, const char *who, const char *
     unsigned want = 0;
     rc = step(t, &want);
     if (rc != -EAGAIN) break;
-    rc = cio__fd_wait(task, t->base.fd, want, who);
+    rc = cio__fd_wait_level(task, t->base.fd, want, who);
     if (rc < 0) break;
   }
   if (bounded) {
