@@ -184,7 +184,7 @@ static ssize_t kernel_recv(struct cio_task *t, int fd, void *buf, size_t len, co
   cio_loop *loop = t->fut.loop;
   if (!cio__fd_take_drained(loop, fd)) {
     for (;;) {
-      ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+      ssize_t n = cio__sys_recv(fd, buf, len, MSG_DONTWAIT);
       if (n >= 0) {
         cio__fd_note_read(loop, fd, n > 0 && (size_t)n < len);
         return n;
@@ -217,7 +217,7 @@ ssize_t cio_sock_recv_into(int fd, void *buf, size_t len) {
 #endif
   if ((rc = cio__fd_wait_unless_ready(t, fd, who)) < 0) return rc;
   for (;;) {
-    ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+    ssize_t n = cio__sys_recv(fd, buf, len, MSG_DONTWAIT);
     if (n >= 0) {
       cio__fd_note_read(t->fut.loop, fd, n > 0 && (size_t)n < len);
       return n;
@@ -259,7 +259,7 @@ int cio_sock_sendall(int fd, const void *buf, size_t len, size_t *sent) {
   if ((rc = cio__coop(t)) < 0) return rc;
   size_t off = 0;
   while (off < len) {
-    ssize_t n = send(fd, (const char *)buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t n = cio__sys_send(fd, (const char *)buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0) {
       bool partial = (size_t)n < len - off;
       off += (size_t)n;

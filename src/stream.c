@@ -246,7 +246,7 @@ static cio_loop *bind_loop(cio_stream *s) {
 static ssize_t raw_read(cio_stream *s, void *buf, size_t n, unsigned *want) {
   if (s->transport) return s->transport->ops->read(s->transport, buf, n, want);
   for (;;) {
-    ssize_t r = s->is_sock ? recv(s->fd, buf, n, MSG_DONTWAIT) : read(s->fd, buf, n);
+    ssize_t r = s->is_sock ? cio__sys_recv(s->fd, buf, n, MSG_DONTWAIT) : read(s->fd, buf, n);
     if (r >= 0) {
       cio__fd_note_read(s->loop, s->fd, r > 0 && (size_t)r < n);
       return r;
@@ -266,10 +266,10 @@ static ssize_t raw_writev(cio_stream *s, const struct iovec *iov, int cnt, unsig
     ssize_t r;
     if (s->is_sock) {
       if (cnt == 1) {
-        r = send(s->fd, iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        r = cio__sys_send(s->fd, iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
       } else {
         struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
-        r = sendmsg(s->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        r = cio__sys_sendmsg(s->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
       }
     } else {
       r = writev(s->fd, iov, cnt);
