@@ -1,8 +1,9 @@
 /* The I/O poller seam. Two back ends implement it: epoll (poll_epoll.c) and
  * io_uring (poll_uring.c, built when liburing is found), chosen per loop at
- * run time. Both give the layers above the same level-triggered readiness
- * model; io_uring also runs operations to completion (file reads and writes),
- * which epoll cannot. The poller also owns the cross-thread wake-up (an
+ * run time. Both give the layers above level-triggered readiness, and epoll
+ * edge-triggered on request (CIO__POLL_EDGE: io.c asks for it where its
+ * waiters follow an EAGAIN); io_uring also runs operations to completion
+ * (file reads and writes, receives), which epoll cannot. The poller also owns the cross-thread wake-up (an
  * eventfd). Dispatch is a predictable branch, not an indirect call. */
 #ifndef CIO_POLL_H
 #define CIO_POLL_H

@@ -11,7 +11,13 @@
  * buffer, so the next receive on that fd waits for readiness first instead
  * of making a recv() that would fail: one system call per message, not two.
  *
- * Readiness is level-triggered, as asyncio's selector loops have it. Each fd
+ * The waits and callbacks here are level-triggered, as asyncio's selector
+ * loops have them: cio_wait_readable returns while unread bytes remain, and a
+ * reader callback that leaves bytes unread is called again. (cio's own
+ * socket and stream calls, which wait only after the kernel said EAGAIN,
+ * register their fds edge-triggered on epoll, as Tokio and nginx do; the
+ * first level wait or callback on such an fd switches it back, at the cost
+ * of one epoll_ctl.) Each fd
  * has one reader slot and one writer slot per loop: a task waiting to read
  * (cio_wait_readable, cio_sock_recv, ...) or a reader callback
  * (cio_add_reader) fills the reader slot, and the writer slot likewise. A
