@@ -1093,6 +1093,12 @@ def render(results, meta, out_dir):
              f"({meta['runs']} run{'s' if meta['runs'] > 1 else ''} of each program, alternating; "
              f"sizes × {meta['scale']}).")
     L.append("")
+    if meta.get("merged"):
+        m = meta["merged"]
+        L.append(f"Workloads {', '.join(m['workloads'])} are kept from the earlier run "
+                 f"`{m['command']}` of {m['date']} (cio {m['cio']}); the others were run again "
+                 f"as above (cio {info.get('cio', '')}).")
+        L.append("")
     L.append("## Machine and software")
     L.append("")
     L.append("| | |")
@@ -1274,6 +1280,9 @@ def main():
     ap.add_argument("--scale", type=float, help="multiply every size by this (default 1; quick 0.1)")
     ap.add_argument("--only", help="comma-separated workloads, e.g. W1,W3,W5 (W6 = W6a,W6b,W6c; W6h = HTTP)")
     ap.add_argument("--peers", help="comma-separated peers, e.g. cio,go,tokio")
+    ap.add_argument("--merge", action="store_true",
+                    help="with --only: keep the other workloads' figures from the existing "
+                         "results.json (RESULTS.md then says which ran when)")
     ap.add_argument("--echo-seconds", type=float, help="W5 measured time (default 5; quick 1)")
     ap.add_argument("--echo-warmup", type=float, help="W5 warm-up time (default 2; quick 1)")
     ap.add_argument("--echo-load", help="load generator binary (default build/bench/bench_echo_load)")
@@ -1318,6 +1327,19 @@ def main():
     run_tls_echo(args, build, results, commands)
     meta["commands"] = commands
     profile_missed(args, build, results, meta)
+    old_json = out_dir / "results.json"
+    if args.merge and old_json.exists():
+        old = json.loads(old_json.read_text())
+        kept = sorted(k for k in old["results"] if k not in results)
+        for k in kept:
+            results[k] = old["results"][k]
+            prof = old["meta"].get("profiles", {}).get(k)
+            if prof:
+                meta.setdefault("profiles", {})[k] = prof
+        meta["commands"] += [c for c in old["meta"].get("commands", []) if c[0] in kept]
+        meta["merged"] = {"workloads": kept, "date": old["meta"]["date"],
+                          "cio": old["meta"]["machine"].get("cio", ""),
+                          "command": old["meta"].get("command", "")}
     meta["elapsed s"] = round(time.monotonic() - t0)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps({"results": results, "meta": meta}, indent=1))
