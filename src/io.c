@@ -324,6 +324,7 @@ static int fd_wait(struct cio_task *t, int fd, unsigned dir, bool edge, const ch
   cio__future_init(&f, loop, CIO__F_LOCAL);
   s->kind = SLOT_TASK;
   s->fut = &f;
+  r->watch.hot = &f;
   loop->io_watchers++;
   rc = cio__task_await(t, &f, NULL);
   coop_task = NULL; /* it suspended: a fresh budget */

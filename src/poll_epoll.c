@@ -80,6 +80,11 @@ int cio__epoll_wait(struct cio__poller *p, int64_t timeout_ns, bool *woken) {
     timeout_ns = 0; /* a signal arrived: look once more without blocking */
   }
   int fired = 0;
+  for (int i = 0; i < n; i++) __builtin_prefetch(evs[i].data.ptr);
+  for (int i = 0; i < n; i++) {
+    const struct cio__poll_watch *w = evs[i].data.ptr;
+    if (w) __builtin_prefetch(w->hot);
+  }
   for (int i = 0; i < n; i++) {
     struct cio__poll_watch *w = evs[i].data.ptr;
     if (!w) {
