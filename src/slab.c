@@ -1,17 +1,16 @@
 /* Per-loop slabs of fixed-size objects. See slab.h.
  *
- * Chunks of the largest size (2 MiB, reached once a slab holds about 2 MiB of
- * objects: some 16,000 tasks) are aligned to 2 MiB and asked for transparent
- * huge pages (MADV_HUGEPAGE; the kernel's default THP mode, "madvise", gives
- * them only to who asks): one fault then commits 2 MiB instead of 512 faults
- * of 4 KiB each. W1 (a million tasks alive at once, 128 MB of them) measured
- * 128 instead of 167 ns per task (issue 14); the RSS of a small program is
- * unchanged (its chunks are smaller), that of a big one grows by less than
- * one chunk. Where THP is off the advice is ignored. (MAP_POPULATE for the
- * chunks was measured slower: it commits memory before it is used.) */
+ * Measured and not used (W1, a million tasks alive at once; issue 14):
+ *  - MAP_POPULATE or MADV_POPULATE_WRITE for the chunks: no gain, zeroing
+ *    fresh memory and charging it dominate either way.
+ *  - 2 MiB chunks aligned and advised MADV_HUGEPAGE (one fault per 2 MiB):
+ *    while the host still backs the memory, 25% less CPU per task; but a
+ *    VM that hands free memory back to its host (virtio-balloon free page
+ *    reporting, as the Firecracker VMs we measure on) makes the first run
+ *    after a few idle seconds take three times as long (the host faults each
+ *    huge page in again), where 4 KiB pages cost 25% more. */
 #include "slab.h"
 
-#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -50,25 +49,10 @@ void cio__slab_init(struct cio__slab *slab, size_t size, size_t link_offset) {
   slab->link_offset = link_offset;
 }
 
-/* `bytes` (a power of two) aligned to `bytes`, with the huge page advice. */
-static void *map_huge(size_t bytes) {
-  char *r = mmap(NULL, 2 * bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (r == MAP_FAILED) return MAP_FAILED;
-  char *p = (char *)(((uintptr_t)r + bytes - 1) & ~(uintptr_t)(bytes - 1));
-  if (p > r) munmap(r, (size_t)(p - r));
-  if (p + bytes < r + 2 * bytes) munmap(p + bytes, (size_t)(r + 2 * bytes - (p + bytes)));
-#ifdef MADV_HUGEPAGE
-  madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-  return p;
-}
-
 void *cio__slab_alloc_chunk(struct cio__slab *slab) {
   size_t bytes = slab->next_chunk ? slab->next_chunk : CHUNK_FIRST;
   while (bytes < slab->size + CHUNK_HEADER) bytes *= 2;
-  void *p = bytes >= CHUNK_MAX ? map_huge(bytes)
-                               : mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return NULL;
 #ifdef CIO_ASAN
   /* The address may have held task stacks before: clear their redzones. */
