@@ -1,6 +1,6 @@
 /* Layer 3: the event loop (internal view). It knows nothing of tasks: it runs
  * callbacks (struct cio__cb nodes) from a FIFO ready queue, fires timers from a
- * heap, polls fds and drains a cross-thread inbox. The layers above embed cb
+ * deadline FIFO and a heap (timer.c), polls fds and drains a cross-thread inbox. The layers above embed cb
  * and timer nodes in their own objects, so scheduling allocates nothing. */
 #ifndef CIO_LOOP_INTERNAL_H
 #define CIO_LOOP_INTERNAL_H
