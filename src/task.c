@@ -12,10 +12,11 @@
 
 static atomic_uint next_task_id = 1;
 
-/* Task ids ("Task-N"): unique in the process, consecutive within a thread.
- * Each thread takes them from the shared counter in blocks, so that creating
- * a task costs no locked instruction (one would also wait for the stores
- * that initialised the task to reach the cache). */
+/* Task ids ("Task-N"): unique in the process, increasing within a thread
+ * (consecutive in a program whose tasks one thread creates). Each thread
+ * takes them from the shared counter in blocks, so that creating a task costs
+ * no locked instruction (one would also wait for the stores that initialised
+ * the task to reach the cache). */
 #define TASK_ID_BLOCK 1024u
 static CIO__TLS uint32_t id_next, id_left;
 

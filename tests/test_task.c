@@ -445,7 +445,7 @@ static void names_and_all_tasks(void **state) {
   assert_code(run_virtual(t_names, NULL), 0);
 }
 
-/* Default names "Task-N": consecutive within a thread, never the same N in
+/* Default names "Task-N": increasing within a thread, never the same N in
  * two threads (each takes its numbers from a shared counter in blocks). */
 enum { NAMED = 2000 };
 struct ids {
@@ -466,7 +466,7 @@ static int t_default_ids(void *arg, void **result) {
     const char *name = cio_task_get_name(t);
     assert_memory_equal(name, "Task-", 5);
     ids->n[i] = strtoul(name + 5, NULL, 10);
-    if (i) assert_int_equal(ids->n[i], ids->n[i - 1] + 1);
+    if (i) assert_true(ids->n[i] > ids->n[i - 1]);
     assert_code(cio_await(t, NULL), 0);
     cio_task_unref(t);
   }
