@@ -26,8 +26,6 @@
 CIO__TLS cio_loop *cio__running_loop;
 atomic_uint cio__fork_gen;
 
-void cio__timers_expire(cio_loop *loop, int64_t now);
-
 /* Handles come from the loop's slab (no malloc per call_later); the magic
  * comes first, where a freed slab object keeps it, so that a second release
  * is caught while the loop lives. */
@@ -315,13 +313,7 @@ int cio_loop_close(cio_loop *loop) {
   struct cio__queue rest = {.head = loop->batch};
   loop->batch = NULL;
   drop_queue(&rest);
-  struct cio__heap_ent *heap = loop->heap;
-  uint32_t n = loop->nheap;
-  loop->nheap = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    heap[i].t->slot = CIO__TIMER_IDLE;
-    discard_node(&heap[i].t->cb);
-  }
+  cio__timers_discard_all(loop, discard_node);
   cio__debug_loop_close(loop); /* debug.c: stall watch off; debug: uncompleted futures */
   if (loop->abandon_tasks) loop->abandon_tasks(loop);
   if (loop->procs_close) loop->procs_close(loop);
@@ -695,7 +687,8 @@ static int run_once(cio_loop *loop) {
               atomic_load_explicit(&loop->inbox_nonempty, memory_order_acquire);
   int jobs = atomic_load_explicit(&loop->jobs_in_flight, memory_order_acquire);
   /* Timers at CIO__NEVER (sleep(INFINITY)) never fire: they do not count. */
-  bool timers = loop->nheap && loop->heap[0].when < CIO__NEVER;
+  int64_t next_timer = cio__timers_next(loop);
+  bool timers = next_timer < CIO__NEVER;
   int64_t timeout;
   if (busy) {
     timeout = 0;
@@ -707,7 +700,7 @@ static int run_once(cio_loop *loop) {
     else
       timeout = timers ? 0 : -1;
   } else if (timers) {
-    timeout = loop->heap[0].when - real_now();
+    timeout = next_timer - real_now();
     if (timeout < 0) timeout = 0;
   } else {
     timeout = -1;
@@ -733,16 +726,16 @@ static int run_once(cio_loop *loop) {
 
   int64_t now;
   if (loop->virtual_time) {
-    if (cio__queue_empty(&loop->ready) && loop->nheap && loop->heap[0].when > loop->virt_now &&
-        loop->heap[0].when < CIO__NEVER &&
+    next_timer = cio__timers_next(loop); /* the callbacks of the poll may have armed one */
+    if (cio__queue_empty(&loop->ready) && next_timer > loop->virt_now && next_timer < CIO__NEVER &&
         atomic_load_explicit(&loop->jobs_in_flight, memory_order_acquire) == 0 &&
         !atomic_load_explicit(&loop->inbox_nonempty, memory_order_acquire))
-      loop->virt_now = loop->heap[0].when;
+      loop->virt_now = next_timer;
     now = loop->virt_now;
   } else {
-    now = loop->nheap ? real_now() : 0;
+    now = cio__timers_armed(loop) ? real_now() : 0;
   }
-  if (loop->nheap) cio__timers_expire(loop, now);
+  if (cio__timers_armed(loop)) cio__timers_expire(loop, now);
 
   /* Run exactly the callbacks ready now; what they schedule waits. The batch
    * lives in the loop so that a node can be taken out of it (cio__loop_unqueue). */

@@ -1,6 +1,6 @@
 /* Layer 3: the event loop (internal view). It knows nothing of tasks: it runs
  * callbacks (struct cio__cb nodes) from a FIFO ready queue, fires timers from a
- * heap, polls fds and drains a cross-thread inbox. The layers above embed cb
+ * deadline FIFO and a heap (timer.c), polls fds and drains a cross-thread inbox. The layers above embed cb
  * and timer nodes in their own objects, so scheduling allocates nothing. */
 #ifndef CIO_LOOP_INTERNAL_H
 #define CIO_LOOP_INTERNAL_H
@@ -48,12 +48,15 @@ static inline void cio__queue_splice(struct cio__queue *q, struct cio__cb *first
   q->tailp = last_next;
 }
 
-/* A timer: when due, its cb is moved to the ready queue. */
+/* A timer: when due, its cb is moved to the ready queue. An armed timer is
+ * in the loop's deadline FIFO or in its heap (timer.c); while in the FIFO,
+ * cb.next is its link to the next one (cb is in no queue then). */
 struct cio__timer {
   struct cio__cb cb;
   int64_t when;  /* loop nanoseconds */
   uint64_t seq;  /* scheduling order, breaks deadline ties */
-  uint32_t slot; /* heap index, CIO__TIMER_IDLE when not armed */
+  struct cio__timer *prev; /* in the FIFO: the one before */
+  uint32_t slot; /* heap index, CIO__TIMER_FIFO, _QUEUED or _IDLE */
 };
 /* A timer heap entry: the deadline inline, so that sifting does not chase
  * pointers. */
@@ -63,6 +66,7 @@ struct cio__heap_ent {
 };
 #define CIO__TIMER_IDLE UINT32_MAX
 #define CIO__TIMER_QUEUED (UINT32_MAX - 1) /* fired: its cb waits in the ready queue */
+#define CIO__TIMER_FIFO (UINT32_MAX - 2)   /* armed, in the deadline FIFO */
 
 /* A pending task/future registry hook: the task layer lists its pending tasks
  * here so that the loop can name them (deadlock, close). */
@@ -75,6 +79,10 @@ struct cio__locals;
 struct cio_loop {
   struct cio__queue ready;
   struct cio__cb *batch; /* the rest of the batch being run (step 4) */
+  /* Armed timers (timer.c): those armed in non-decreasing deadline order
+   * (each sleep of a burst of tasks) are appended to a FIFO, O(1) both ways;
+   * the others go to the heap. */
+  struct cio__timer *fifo_head, *fifo_tail;
   struct cio__heap_ent *heap;
   uint32_t nheap, heap_cap;
   uint64_t timer_seq;
@@ -197,6 +205,19 @@ void cio__timer_disarm(cio_loop *loop, struct cio__timer *t);
 /* Make sure t will not run: disarm it, or take its fired cb out of the ready
  * queue. For timers living in a frame that is about to end. */
 void cio__timer_stop(cio_loop *loop, struct cio__timer *t);
+/* Whether any timer is armed, and the earliest deadline (INT64_MAX if none). */
+static inline bool cio__timers_armed(const cio_loop *loop) {
+  return loop->nheap || loop->fifo_head;
+}
+static inline int64_t cio__timers_next(const cio_loop *loop) {
+  int64_t h = loop->nheap ? loop->heap[0].when : INT64_MAX;
+  int64_t f = loop->fifo_head ? loop->fifo_head->when : INT64_MAX;
+  return h < f ? h : f;
+}
+/* Move every timer due at `now` to the ready queue, in (deadline, seq) order. */
+void cio__timers_expire(cio_loop *loop, int64_t now);
+/* Disarm every armed timer and hand each to discard(cb) (the loop closes). */
+void cio__timers_discard_all(cio_loop *loop, void (*discard)(struct cio__cb *cb));
 /* Push an embedded node onto the cross-thread inbox from any thread and wake
  * the loop (what cio_call_soon_threadsafe does, without allocating). Returns
  * 0, or CIO_ECLOSED (nothing queued) if the loop is closed. */

@@ -1,7 +1,14 @@
 /* Per-loop slabs of fixed-size objects. See slab.h.
  *
- * (Huge pages and MAP_POPULATE for the chunks were measured and were slower on
- * our VMs: zeroing fresh memory dominates either way.) */
+ * Measured and not used (W1, a million tasks alive at once; issue 14):
+ *  - MAP_POPULATE or MADV_POPULATE_WRITE for the chunks: no gain, zeroing
+ *    fresh memory and charging it dominate either way.
+ *  - 2 MiB chunks aligned and advised MADV_HUGEPAGE (one fault per 2 MiB):
+ *    while the host still backs the memory, 25% less CPU per task; but a
+ *    VM that hands free memory back to its host (virtio-balloon free page
+ *    reporting, as the Firecracker VMs we measure on) makes the first run
+ *    after a few idle seconds take three times as long (the host faults each
+ *    huge page in again), where 4 KiB pages cost 25% more. */
 #include "slab.h"
 
 #include <string.h>
@@ -42,6 +49,28 @@ void cio__slab_init(struct cio__slab *slab, size_t size, size_t link_offset) {
   slab->link_offset = link_offset;
 }
 
+void *cio__slab_alloc_chunk(struct cio__slab *slab) {
+  size_t bytes = slab->next_chunk ? slab->next_chunk : CHUNK_FIRST;
+  while (bytes < slab->size + CHUNK_HEADER) bytes *= 2;
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+#ifdef CIO_ASAN
+  /* The address may have held task stacks before: clear their redzones. */
+  __asan_unpoison_memory_region(p, bytes);
+#endif
+  struct chunk *c = p;
+  c->bytes = bytes;
+  c->next = slab->chunks;
+  slab->chunks = c;
+  slab->bump = (char *)p + CHUNK_HEADER;
+  slab->end = (char *)p + bytes;
+  slab->next_chunk = bytes < CHUNK_MAX ? bytes * 2 : CHUNK_MAX;
+  char *obj = slab->bump;
+  slab->bump += slab->size;
+  return obj;
+}
+
+#ifdef CIO__SLAB_OUT_OF_LINE
 static char **link_of(const struct cio__slab *slab, char *obj) {
   return (char **)(void *)(obj + slab->link_offset);
 }
@@ -53,23 +82,7 @@ void *cio__slab_alloc(struct cio__slab *slab) {
     UNPOISON(slab, obj);
     return obj;
   }
-  if (slab->bump + slab->size > slab->end) {
-    size_t bytes = slab->next_chunk ? slab->next_chunk : CHUNK_FIRST;
-    while (bytes < slab->size + CHUNK_HEADER) bytes *= 2;
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-#ifdef CIO_ASAN
-    /* The address may have held task stacks before: clear their redzones. */
-    __asan_unpoison_memory_region(p, bytes);
-#endif
-    struct chunk *c = p;
-    c->bytes = bytes;
-    c->next = slab->chunks;
-    slab->chunks = c;
-    slab->bump = (char *)p + CHUNK_HEADER;
-    slab->end = (char *)p + bytes;
-    slab->next_chunk = bytes < CHUNK_MAX ? bytes * 2 : CHUNK_MAX;
-  }
+  if (slab->bump + slab->size > slab->end) return cio__slab_alloc_chunk(slab);
   obj = slab->bump;
   slab->bump += slab->size;
   return obj;
@@ -80,6 +93,7 @@ void cio__slab_free(struct cio__slab *slab, void *obj) {
   slab->free_list = obj;
   POISON(slab, (char *)obj);
 }
+#endif
 
 void cio__slab_release(struct cio__slab *slab) {
   struct chunk *c = slab->chunks;

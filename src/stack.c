@@ -340,7 +340,7 @@ void cio__stack_pool_destroy(struct cio__stack_pool *pool) {
   pool->nwarm = pool->nwarm_min = 0;
 }
 
-int cio__stack_get(struct cio__stack_pool *pool, size_t size, struct cio__stack **out) {
+int cio__stack_get_slow(struct cio__stack_pool *pool, size_t size, struct cio__stack **out) {
   if (size > ((size_t)1 << 30) || pool->default_size > ((size_t)1 << 30))
     return cio__fail(-EINVAL, "task stack size %zu is over 1 GiB",
                      size > ((size_t)1 << 30) ? size : pool->default_size);
@@ -405,15 +405,9 @@ static void unlink_chunk(struct cio__stack_pool *pool, struct cio__stack_chunk *
   unmap_chunk(c);
 }
 
-void cio__stack_put(struct cio__stack_pool *pool, struct cio__stack *s) {
+void cio__stack_put_odd(struct cio__stack_pool *pool, struct cio__stack *s) {
   pool->live--;
-  if (s->odd) {
-    unlink_chunk(pool, s->chunk);
-    return;
-  }
-  s->next = pool->free_list;
-  pool->free_list = s;
-  pool->nwarm++;
+  unlink_chunk(pool, s->chunk);
 }
 
 /* ---- giving memory back --------------------------------------------------------

@@ -79,9 +79,30 @@ void cio__stack_pool_destroy(struct cio__stack_pool *pool);
 /* A stack of `size` usable bytes (0 = the pool default). Returns 0, -EINVAL
  * (over 1 GiB), -ENOMEM (with a message naming vm.max_map_count when the
  * mapping limit is hit). */
-int cio__stack_get(struct cio__stack_pool *pool, size_t size, struct cio__stack **out);
+int cio__stack_get_slow(struct cio__stack_pool *pool, size_t size, struct cio__stack **out);
+static inline int cio__stack_get(struct cio__stack_pool *pool, size_t size,
+                                 struct cio__stack **out) {
+  struct cio__stack *s = pool->free_list;
+  if (__builtin_expect(size != 0 || !s, 0)) return cio__stack_get_slow(pool, size, out);
+  /* A warm stack of the default size: the common case, inline. */
+  pool->free_list = s->next;
+  if (--pool->nwarm < pool->nwarm_min) pool->nwarm_min = pool->nwarm;
+  pool->live++;
+  *out = s;
+  return 0;
+}
 
-void cio__stack_put(struct cio__stack_pool *pool, struct cio__stack *stack);
+void cio__stack_put_odd(struct cio__stack_pool *pool, struct cio__stack *stack);
+static inline void cio__stack_put(struct cio__stack_pool *pool, struct cio__stack *s) {
+  if (__builtin_expect(s->odd, 0)) {
+    cio__stack_put_odd(pool, s);
+    return;
+  }
+  pool->live--;
+  s->next = pool->free_list;
+  pool->free_list = s;
+  pool->nwarm++;
+}
 
 /* The loop is about to wait (nothing ready). Gives back the memory of warm
  * stacks the recent demand did not need (see stack.c) and returns the wait

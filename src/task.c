@@ -12,6 +12,23 @@
 
 static atomic_uint next_task_id = 1;
 
+/* Task ids ("Task-N"): unique in the process, increasing within a thread
+ * (consecutive in a program whose tasks one thread creates). Each thread
+ * takes them from the shared counter in blocks, so that creating a task costs
+ * no locked instruction (one would also wait for the stores that initialised
+ * the task to reach the cache). */
+#define TASK_ID_BLOCK 1024u
+static CIO__TLS uint32_t id_next, id_left;
+
+static inline uint32_t new_task_id(void) {
+  if (CIO__UNLIKELY(id_left == 0)) {
+    id_next = (uint32_t)atomic_fetch_add_explicit(&next_task_id, TASK_ID_BLOCK, memory_order_relaxed);
+    id_left = TASK_ID_BLOCK;
+  }
+  id_left--;
+  return id_next++;
+}
+
 static inline struct cio_task *task_of(struct cio_future *f) { return (struct cio_task *)f; }
 
 cio_task *cio_current_task(void) { return cio__current(); }
@@ -84,13 +101,11 @@ int cio_local_set(const cio_local_key *key, void *value) {
 
 /* Tasks come from the loop's slab (no malloc per spawn; a released task
  * keeps its dead magic until reused, so a second release is caught). The
- * free-list link takes the `step` node. */
+ * free-list link takes the `step` node. The creator sets every field. */
 static struct cio_task *task_alloc(cio_loop *loop) {
   if (!loop->task_slab.size)
     cio__slab_init(&loop->task_slab, sizeof(struct cio_task), offsetof(struct cio_task, step));
-  struct cio_task *t = cio__slab_alloc(&loop->task_slab);
-  if (t) memset(t, 0, sizeof *t);
-  return t;
+  return cio__slab_alloc(&loop->task_slab);
 }
 
 static void task_free(struct cio_future *f) {
@@ -110,10 +125,12 @@ static void task_free(struct cio_future *f) {
   cio__loop_unref(loop);
 }
 
-/* Drop the loop's reference of a task that is done (or abandoned). */
+/* Drop the loop's reference of a task that is done (or abandoned): what
+ * cio_future_unref does, without its checks (the loop's reference keeps the
+ * task alive and counted). */
 static void loop_release(struct cio_task *t) {
   t->fut.flags &= (uint8_t)~CIO__F_LOOPREF;
-  cio_future_unref(&t->fut);
+  if (--t->fut.refs == 0) task_free(&t->fut);
 }
 
 static void link_task(cio_loop *loop, struct cio_task *t) {
@@ -168,7 +185,7 @@ static void stash_error(struct cio_task *t) {
     cio__errslot_clear(&cio__thread_slot);
 }
 
-static void publish_running(struct cio_task *t) {
+static inline void publish_running(struct cio_task *t) {
   if (!t) {
     cio__errslot_use(NULL);
     cio__stack_set_running(NULL, NULL, 0);
@@ -295,7 +312,11 @@ static void abandon(cio_loop *loop) {
 
 cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
                                const cio_task_options *opts) {
-  if (cio__loop_check(loop, "cio_create_task") < 0) return NULL;
+  /* cio__loop_check's conditions, tested inline; it says which failed. */
+  if (CIO__UNLIKELY(!loop || cio__loop_forked(loop) || loop->closed)) {
+    cio__loop_check(loop, "cio_create_task");
+    return NULL;
+  }
   if (!fn) {
     cio__fail(-EINVAL, "cio_create_task: function is NULL");
     return NULL;
@@ -310,6 +331,7 @@ cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
     cio__fail_static(-ENOMEM, "cio_create_task: out of memory");
     return NULL;
   }
+  t->cold = NULL;
   struct cio_task *creator = cio__running_loop == loop ? loop->current : NULL;
   struct cio__locals *inherited = locals_of(creator, loop);
   if ((opts && opts->name) || inherited) {
@@ -323,12 +345,18 @@ cio_task *cio_loop_create_task(cio_loop *loop, cio_task_fn fn, void *arg,
   }
   cio__future_init(&t->fut, loop, CIO__F_TASK | CIO__F_LOOPREF);
   t->fut.refs = 2; /* the caller's and the loop's */
+  t->step.next = NULL;
   t->step.run = step_run;
+  memset(&t->u, 0, sizeof t->u); /* sanitizer builds keep more in the context */
   t->u.start.fn = fn;
   t->u.start.arg = arg;
-  t->id = (uint32_t)atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
+  t->waiting_on = NULL;
+  t->id = new_task_id();
+  t->cancel_requests = 0;
   t->stack_size = stack ? (uint32_t)cio__stack_round(stack) : 0;
   t->tstate = CIO__T_NEW;
+  t->must_cancel = false;
+  t->detached = false;
   cio__loop_ref(loop);
   link_task(loop, t);
   if (!loop->describe_task) {
@@ -361,7 +389,13 @@ int cio_task_unref(cio_task *t) {
   if (!t) return cio__fail(-EINVAL, "cio_task_unref: task is NULL");
   if (t->fut.magic != CIO__FUT_MAGIC)
     return cio__fail(CIO_EDOUBLEFREE, "cio_task_unref: task released more times than referenced");
-  return cio_future_unref(&t->fut);
+  /* A task with a reference beside the loop's: released here (the common
+   * case, without a call); anything else through cio_future_unref's checks. */
+  if ((t->fut.flags & (CIO__F_TASK | CIO__F_LOCAL)) != CIO__F_TASK ||
+      ((t->fut.flags & CIO__F_LOOPREF) && t->fut.refs <= 1))
+    return cio_future_unref(&t->fut);
+  if (--t->fut.refs == 0) task_free(&t->fut);
+  return 0;
 }
 
 int cio_task_detach(cio_task *t) {

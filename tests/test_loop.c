@@ -156,6 +156,127 @@ static void random_arm_and_cancel_keeps_order(void **state) {
   cio_loop_free(loop);
 }
 
+/* Timers armed in non-decreasing deadline order go to a FIFO, the others to
+ * the heap (src/timer.c). Equal deadlines fire in arming order whichever of
+ * the two holds them, in both directions. */
+static void fifo_and_heap_ties_keep_arming_order(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  cio_handle *x, *y;
+  /* A heap timer armed before a FIFO timer of the same deadline fires first:
+   * "b" goes to the heap (before the FIFO's last, 0.5), then the FIFO is
+   * emptied and "d" starts it again at the same deadline as "b". */
+  assert_code(cio_call_later(loop, 0.5, tr, "x", &x), 0);
+  assert_code(cio_call_later(loop, 0.4, tr, "b", NULL), 0);
+  assert_code(cio_call_later(loop, 0.6, tr, "y", &y), 0);
+  assert_code(cio_handle_cancel(x), 0);
+  assert_code(cio_handle_cancel(y), 0);
+  assert_code(cio_call_later(loop, 0.4, tr, "d", NULL), 0);
+  /* A FIFO timer armed before a heap timer of the same deadline fires first. */
+  assert_code(cio_call_later(loop, 0.7, tr, "e", NULL), 0);
+  assert_code(cio_call_later(loop, 0.8, tr, "f", NULL), 0);
+  assert_code(cio_call_later(loop, 0.7, tr, "g", NULL), 0);  /* heap, ties with e */
+  assert_code(cio_call_later(loop, 0.8, tr, "h", NULL), 0);  /* FIFO again, ties with f */
+  assert_code(cio_call_later(loop, 0.75, tr, "i", NULL), 0); /* heap */
+  assert_code(cio_call_later(loop, 0.8, tr, "j", NULL), 0);  /* FIFO */
+  assert_code(cio_call_later(loop, 1, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_trace("b d e g i f h j");
+  assert_code(cio_handle_unref(x), 0);
+  assert_code(cio_handle_unref(y), 0);
+  cio_loop_free(loop);
+}
+
+/* Rising deadlines with ties and dips, cancellations at the FIFO's head, its
+ * tail and anywhere, time moving on between rounds: every timer not cancelled
+ * fires exactly once, in (deadline, arming order). */
+static void rising_timers_with_cancels_fire_in_order(void **state) {
+  (void)state;
+  enum { ROUNDS = 6, PER = 3000, N = ROUNDS * PER };
+  cio_loop *loop = cur_loop = new_loop(true);
+  struct order *orders = calloc(N, sizeof *orders);
+  cio_handle **h = calloc(N, sizeof *h);
+  bool *cancelled = calloc(N, sizeof *cancelled);
+  fired = calloc(N, sizeof *fired);
+  nfired = 0;
+  uint64_t x = 424242;
+  unsigned n = 0, ncancel = 0;
+  for (int r = 0; r < ROUNDS; r++) {
+    double base = 0;
+    unsigned first = n;
+    for (int i = 0; i < PER; i++, n++) {
+      x = x * 6364136223846793005u + 1442695040888963407u;
+      unsigned k = (unsigned)(x >> 33) % 10;
+      if (k < 6)
+        base += 0.001; /* rising: the FIFO */
+      else if (k == 9)
+        base -= 0.002; /* a dip; later ones tie with earlier deadlines */
+      /* k 6..8: the same deadline as the one before */
+      double delay = base > 0.0005 ? base : 0.0005;
+      if (k == 8) delay = (double)((x >> 20) % 1000) / 1000.0; /* anywhere: the heap */
+      orders[n].seq = n;
+      assert_code(cio_call_later(loop, delay, record, &orders[n], &h[n]), 0);
+      unsigned victim = UINT32_MAX;
+      switch ((x >> 45) % 16) {
+        case 0: victim = n; break;                                  /* the newest: FIFO tail */
+        case 1: victim = first; break;                              /* the round's first */
+        case 2: victim = first + (unsigned)((x >> 50) % (n - first + 1)); break;
+        default: break;
+      }
+      if (victim != UINT32_MAX && !cancelled[victim]) {
+        cancelled[victim] = true;
+        ncancel++;
+        assert_code(cio_handle_cancel(h[victim]), 0);
+      }
+    }
+    /* Run a while: part of this round fires, the rest stays armed. */
+    assert_code(cio_call_later(loop, base / 2 > 0.001 ? base / 2 : 0.001, stop_cb, loop, NULL), 0);
+    assert_code(cio_loop_run_forever(loop), 0);
+  }
+  assert_code(cio_call_later(loop, 100, stop_cb, loop, NULL), 0);
+  assert_code(cio_loop_run_forever(loop), 0);
+  assert_int_equal(nfired, N - ncancel);
+  bool *seen = calloc(N, sizeof *seen);
+  for (unsigned i = 0; i < nfired; i++) {
+    assert_false(cancelled[fired[i].seq]);
+    assert_false(seen[fired[i].seq]);
+    seen[fired[i].seq] = true;
+  }
+  /* Order: within a round, by (deadline, arming order); a later round's
+   * timers were armed later, so the same rule holds across rounds. */
+  for (unsigned i = 1; i < nfired; i++) {
+    assert_true(fired[i - 1].when <= fired[i].when);
+    if (fired[i - 1].when == fired[i].when) assert_true(fired[i - 1].seq < fired[i].seq);
+  }
+  for (unsigned i = 0; i < N; i++) cio_handle_unref(h[i]);
+  free(seen);
+  free(orders);
+  free(h);
+  free(cancelled);
+  free(fired);
+  cio_loop_free(loop);
+}
+
+/* Timers still armed when the loop closes, in the FIFO and in the heap, are
+ * dropped: their handles say so, and nothing leaks (ASan). */
+static void close_drops_armed_timers_of_both_kinds(void **state) {
+  (void)state;
+  cio_loop *loop = new_loop(true);
+  cio_handle *h[4];
+  assert_code(cio_call_later(loop, 1, tr, "fifo1", &h[0]), 0);
+  assert_code(cio_call_later(loop, 2, tr, "fifo2", &h[1]), 0);
+  assert_code(cio_call_later(loop, 0.5, tr, "heap", &h[2]), 0);
+  assert_code(cio_call_later(loop, 2, tr, "fifo3", NULL), 0); /* the loop's reference only */
+  assert_code(cio_loop_close(loop), 0);
+  assert_trace("");
+  for (int i = 0; i < 3; i++) {
+    assert_code(cio_handle_cancel(h[i]), 0); /* no longer scheduled: a no-op */
+    assert_false(cio_handle_cancelled(h[i]));
+    assert_code(cio_handle_unref(h[i]), 0);
+  }
+  cio_loop_free(loop);
+}
+
 static void cancelled_handles_do_not_run(void **state) {
   (void)state;
   cio_loop *loop = new_loop(true);
@@ -488,6 +609,9 @@ int main(void) {
       cmocka_unit_test(timers_fire_in_deadline_order),
       cmocka_unit_test(hundred_thousand_timers_in_order),
       cmocka_unit_test(random_arm_and_cancel_keeps_order),
+      cmocka_unit_test(fifo_and_heap_ties_keep_arming_order),
+      cmocka_unit_test(rising_timers_with_cancels_fire_in_order),
+      cmocka_unit_test(close_drops_armed_timers_of_both_kinds),
       cmocka_unit_test(cancelled_handles_do_not_run),
       cmocka_unit_test(cancel_fired_timer_in_same_batch),
       cmocka_unit_test(virtual_clock_jumps_an_hour_instantly),

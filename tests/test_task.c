@@ -1,6 +1,8 @@
 /* Layer 5: tasks, cancellation, sleeping, task-local values, cio_run. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -443,6 +445,62 @@ static void names_and_all_tasks(void **state) {
   assert_code(run_virtual(t_names, NULL), 0);
 }
 
+/* Default names "Task-N": increasing within a thread, never the same N in
+ * two threads (each takes its numbers from a shared counter in blocks). */
+enum { NAMED = 2000 };
+struct ids {
+  unsigned long n[NAMED];
+};
+
+static int returns_at_once(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  return 0;
+}
+
+static int t_default_ids(void *arg, void **result) {
+  (void)result;
+  struct ids *ids = arg;
+  for (int i = 0; i < NAMED; i++) {
+    cio_task *t = spawn(returns_at_once, NULL);
+    const char *name = cio_task_get_name(t);
+    assert_memory_equal(name, "Task-", 5);
+    ids->n[i] = strtoul(name + 5, NULL, 10);
+    if (i) assert_true(ids->n[i] > ids->n[i - 1]);
+    assert_code(cio_await(t, NULL), 0);
+    cio_task_unref(t);
+  }
+  return 0;
+}
+
+static void *ids_thread(void *arg) {
+  return (void *)(intptr_t)cio_run(t_default_ids, arg, NULL);
+}
+
+static int cmp_ulong(const void *a, const void *b) {
+  unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void default_names_unique_across_threads(void **state) {
+  (void)state;
+  struct ids *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, ids_thread, b), 0);
+  assert_code(cio_run(t_default_ids, a, NULL), 0);
+  void *rc;
+  assert_int_equal(pthread_join(th, &rc), 0);
+  assert_int_equal((intptr_t)rc, 0);
+  unsigned long *all = malloc(2 * NAMED * sizeof *all);
+  memcpy(all, a->n, sizeof a->n);
+  memcpy(all + NAMED, b->n, sizeof b->n);
+  qsort(all, 2 * NAMED, sizeof *all, cmp_ulong);
+  for (int i = 1; i < 2 * NAMED; i++) assert_true(all[i - 1] < all[i]);
+  free(all);
+  free(a);
+  free(b);
+}
+
 /* ---- eager start ---------------------------------------------------------------- */
 
 static int eager_body(void *arg, void **result) {
@@ -817,6 +875,7 @@ int main(void) {
       cmocka_unit_test(awaiting_a_task_of_another_loop),
       cmocka_unit_test(done_callbacks_run_in_order_never_inline),
       cmocka_unit_test(names_and_all_tasks),
+      cmocka_unit_test(default_names_unique_across_threads),
       cmocka_unit_test(eager_start_runs_until_the_first_suspension),
       cmocka_unit_test(task_locals_are_copied_at_creation),
       cmocka_unit_test(ten_thousand_tasks_alive_at_once),
