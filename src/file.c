@@ -306,6 +306,7 @@ int cio_file_write_all(const char *path, const void *data, size_t len) {
 /* ---- a file under a stream (the transport of src/transport.h) ---------------------------- */
 
 #define FT_BUF (256u * 1024u) /* the read-ahead buffer, and each of the two write buffers */
+#define FT_DIRECT (64u * 1024u) /* a write of this much with nothing pending: tried at once */
 
 struct ftrans {
   struct cio__transport base; /* base.fd: the file (the stream's fd) */
@@ -424,8 +425,9 @@ static ssize_t ft_writev(struct cio__transport *bt, const struct iovec *iov, int
   if (t->base.fd < 0) return cio__fail(-EPIPE, "cio_stream write (file): closed");
   size_t total = 0, done = 0;
   for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
-  if (!t->writer && !t->fill_len && t->nowait_w) {
-    /* Nothing pending: straight into the page cache if it takes it now. */
+  if (!t->writer && !t->fill_len && t->nowait_w && total >= FT_DIRECT) {
+    /* Nothing pending and a large write: straight into the page cache if it
+     * takes it now (small writes are gathered into one). */
     ssize_t r = pwritev2(t->base.fd, iov, cnt, -1, RWF_NOWAIT);
     if (r >= 0) {
       done = (size_t)r;

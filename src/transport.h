@@ -78,10 +78,11 @@ struct cio__transport {
  * time, page-cache hits at once (preadv2 RWF_NOWAIT), else through
  * cio_file_pread in ops->wait into the transport's own buffer (a cancelled
  * wait loses nothing: the offset moves only with data kept); writes go at
- * the file position (so O_APPEND appends), at once when the page cache
- * takes them without blocking (pwritev2 RWF_NOWAIT), else copied into the
- * transport's buffer (256 KiB) and written by a background task with
- * cio_file_write, which calls the stream's flush back when it has room.
+ * the file position (so O_APPEND appends): 64 KiB or more with nothing
+ * pending at once when the page cache takes them without blocking
+ * (pwritev2 RWF_NOWAIT), else copied into the transport's buffer (256 KiB)
+ * and written by a background task with cio_file_write, which calls the
+ * stream's flush back when it has room.
  * write_eof waits (-EAGAIN) until everything is written and returns the
  * first write error. loop may be NULL (bound at first use). Returns 0 with
  * *out, or -ENOMEM. */
