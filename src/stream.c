@@ -203,7 +203,8 @@ static int writer_on(cio_stream *s) {
 }
 
 static void writer_off(cio_stream *s) {
-  if (s->transport && s->transport->ops->remove_writer) s->transport->ops->remove_writer(s->transport);
+  if (s->transport && s->transport->ops->remove_writer)
+    s->transport->ops->remove_writer(s->transport);
   else cio_remove_writer(s->loop, s->fd);
 }
 
@@ -306,7 +307,8 @@ static ssize_t raw_writev(cio_stream *s, const struct iovec *iov, int cnt, unsig
  * own flush callback (and a TLS read may want to write): then poll with
  * short sleeps instead. */
 static int wait_fd(cio_stream *s, struct cio_task *t, unsigned want, const char *who) {
-  if (s->transport && s->transport->ops->wait) return s->transport->ops->wait(s->transport, want, who);
+  if (s->transport && s->transport->ops->wait) /* a file: no readiness */
+    return s->transport->ops->wait(s->transport, want, who);
   if (want == CIO__POLL_OUT && s->cb_armed) return cio_sleep(0.001);
   int rc = cio__fd_wait(t, s->fd, want, who);
   if (rc == -EBUSY) return cio_sleep(0.001);

@@ -10,8 +10,9 @@
  * Where a stream comes from:
  *   reader, writer = await asyncio.open_connection(h, p)   cio_open_connection(h, p, NULL, &s)
  *   ... open_unix_connection(path)                          cio_open_unix_connection(path, NULL, &s)
- *   any fd (socket, pipe end, socketpair, regular file)     cio_stream_from_fd(fd, NULL, &s)
- *   a file (aiofiles.open(path); async for line in f)       cio_stream_open_file(path, O_RDONLY, 0, NULL, &s)
+ *   any fd (socket, pipe end, socketpair, file)             cio_stream_from_fd(fd, NULL, &s)
+ *   async with aiofiles.open(path) as f: async for line..   cio_stream_open_file(path, O_RDONLY,
+ *                                                               0, NULL, &s) + cio_stream_readline
  *   start_server(cb, h, p) -> cb(reader, writer)            cio_start_server(handler, arg, h, p, NULL, &srv)
  *
  * READING. The stream keeps one read buffer. A read takes what the buffer
