@@ -1161,7 +1161,7 @@ int cio_stream_fd(const cio_stream *s) {
   return s->fd >= 0 ? s->fd : cio__fail(-EBADF, "cio_stream_fd: the stream is closed");
 }
 
-bool cio_stream_is_tls(const cio_stream *s) { return s && s->transport; }
+bool cio_stream_is_tls(const cio_stream *s) { return s && s->transport && s->is_sock; }
 
 /* ---- TLS seam (src/transport.h) ------------------------------------------------------ */
 
@@ -1181,6 +1181,7 @@ int cio_stream_start_tls(cio_stream *s, struct cio_tls_context *ctx,
   struct cio_task *t;
   int rc = need_task(who, &t);
   if (rc < 0) return rc;
+  if (s->transport && !s->is_sock) return cio__fail(-ENOTSUP, "%s: a file stream has no TLS", who);
   if (s->transport) return cio__fail(-EALREADY, "%s: the stream already runs TLS", who);
   if (s->reading) return cio__fail(-EBUSY, "%s: a read is in progress", who);
   if (s->fd < 0) return cio__fail(-EBADF, "%s: the stream is closed", who);

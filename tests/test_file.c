@@ -568,6 +568,11 @@ static int sbad_main(void *arg, void **result) {
   assert_int_equal(cio_stream_write(s, "x", 1), -EBADF);
   assert_int_equal(cio_stream_drain(s), -EBADF);
   assert_int_equal(cio_stream_write_eof(s), -ENOTSUP);
+  assert_false(cio_stream_is_tls(s));
+  assert_int_equal(cio_stream_start_tls(s, (struct cio_tls_context *)1, "x"), -ENOTSUP);
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  assert_int_equal(cio_stream_peername(s, (struct sockaddr *)&ss, &sl), -ENOTSOCK);
   const char *line;
   assert_int_equal(cio_stream_readline(s, &line), 3);
   assert_memory_equal(line, "ta\n", 3);

@@ -194,8 +194,8 @@ CIO_NODISCARD int cio_stream_open_file(const char *path, int flags, mode_t mode,
  * queued writes first. Suspends for the
  * handshake. Returns 0, or: -EINVAL, -EBUSY (a read is in progress),
  * -EALREADY (already TLS), the TLS errors of cio/tls.h (-ENOTSUP when built
- * without TLS), -ETIMEDOUT (tls_handshake_timeout), -ECANCELED,
- * CIO_ENOTASK. */
+ * without TLS, or for a file stream), -ETIMEDOUT (tls_handshake_timeout),
+ * -ECANCELED, CIO_ENOTASK. */
 CIO_NODISCARD int cio_stream_start_tls(cio_stream *s, struct cio_tls_context *ctx,
                                        const char *server_hostname);
 
@@ -415,7 +415,7 @@ int cio_stream_sockname(const cio_stream *s, struct sockaddr *addr, socklen_t *l
  * -EBADF once closed, -EINVAL for NULL. */
 int cio_stream_fd(const cio_stream *s);
 
-/* Whether the stream runs over TLS; false for NULL. */
+/* Whether the stream runs over TLS; false for NULL and file streams. */
 bool cio_stream_is_tls(const cio_stream *s);
 
 /* ---- servers (asyncio.Server) --------------------------------------------------- */
