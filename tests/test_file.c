@@ -185,6 +185,76 @@ static void test_cancel_mid_read(void **state) {
   assert_int_equal(run_on(cancel_main, NULL), 0);
 }
 
+/* On the thread pool, a cancelled call returns at once, maybe before its
+ * job has even started; its fd may then be closed and the number reused by
+ * another file, which the job must not touch: it works on its own dup. */
+static int gate[2];
+static int blocker(void *arg, void **result) {
+  (void)arg, (void)result;
+  char c;
+  return read(gate[0], &c, 1) == 1 ? 0 : -EIO;
+}
+static int blocker_task(void *arg, void **result) {
+  (void)arg, (void)result;
+  return cio_to_thread(blocker, NULL, NULL);
+}
+
+static int reuse_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  if (strcmp(cio_loop_backend(cio_get_running_loop()), "epoll") != 0) return 0; /* (the ring) */
+  assert_int_equal(pipe(gate), 0);
+  int nthreads = cio_executor_max_threads(cio_get_default_executor());
+  cio_task *b[64];
+  assert_true(nthreads > 0 && nthreads <= 64);
+  for (int i = 0; i < nthreads; i++) b[i] = cio_create_task(blocker_task, NULL, NULL);
+  for (int i = 0; i < 10; i++) assert_int_equal(cio_yield(), 0); /* every thread busy */
+  struct cancel_ctx c = {.rc = 1};
+  assert_int_equal(pipe(c.pfd), 0);
+  cio_task *t = cio_create_task(reader, &c, NULL);
+  for (int i = 0; i < 10; i++) assert_int_equal(cio_yield(), 0); /* its job is queued */
+  assert_int_equal(cio_task_cancel(t, "stop"), 1);
+  assert_int_equal(cio_await(t, NULL), -ECANCELED);
+  cio_task_unref(t);
+  /* The number goes to another file. */
+  int old = c.pfd[0];
+  close(old);
+  char p[128];
+  path_of(p, sizeof p, "reuse");
+  int fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600); /* (every thread is busy) */
+  assert_int_equal(pwrite(fd, "NEW!", 4, 0), 4);
+  if (fd == old) {
+    close(c.pfd[1]); /* the job's own read end then reads EOF */
+    assert_int_equal(write(gate[1], "gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg",
+                           (size_t)nthreads), nthreads);
+    for (int i = 0; i < nthreads; i++) {
+      assert_int_equal(cio_await(b[i], NULL), 0);
+      cio_task_unref(b[i]);
+    }
+    usleep(200000); /* the queued job runs now */
+    assert_int_equal(lseek(fd, 0, SEEK_CUR), 0); /* untouched */
+  } else {
+    print_message("(the fd number was not reused: nothing to check)\n");
+    close(c.pfd[1]);
+    assert_int_equal(write(gate[1], "gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg",
+                           (size_t)nthreads), nthreads);
+    for (int i = 0; i < nthreads; i++) {
+      assert_int_equal(cio_await(b[i], NULL), 0);
+      cio_task_unref(b[i]);
+    }
+  }
+  close(fd);
+  close(gate[0]);
+  close(gate[1]);
+  unlink(p);
+  return 0;
+}
+
+static void test_cancel_then_reuse(void **state) {
+  (void)state;
+  assert_int_equal(run_on(reuse_main, NULL), 0);
+}
+
 /* Tasks keep ticking while a large file is read. */
 static int ticks;
 static int ticker(void *arg, void **result) {
@@ -730,7 +800,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_mid_read),   cmocka_unit_test(test_loop_keeps_running),
       cmocka_unit_test(test_stream_lines),      cmocka_unit_test(test_stream_cancel),
       cmocka_unit_test(test_stream_write),      cmocka_unit_test(test_stream_write_error),
-      cmocka_unit_test(test_stream_bad_input),
+      cmocka_unit_test(test_stream_bad_input),  cmocka_unit_test(test_cancel_then_reuse),
   };
   int failed = cmocka_run_group_tests_name("file on io_uring", tests, setup_uring, NULL);
   failed += cmocka_run_group_tests_name("file on epoll (thread pool)", tests, setup_epoll, NULL);
