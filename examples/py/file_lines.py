@@ -1,6 +1,7 @@
 # The asyncio twin of examples/file_lines.c (needs aiofiles: python3-aiofiles,
 # run it with Debian's /usr/bin/python3). Every write and every line read is
-# a trip to a worker thread.
+# a trip to a worker thread: about a minute for the 1,000,000 lines that the
+# C program counts in a twentieth of a second (100,000 lines: 6.3 s here).
 # Usage: file_lines.py [path]   (default: a 64 MB file of 1,000,000 lines)
 import asyncio, os, sys, time
 import aiofiles
