@@ -13,7 +13,9 @@
  * queued goes straight to the kernel (one send/sendmsg) and queues what it
  * did not take; the queue is flushed by a writer callback (cio_add_writer)
  * registered while it is non-empty, so writes never suspend and nobody has to
- * drain for the bytes to leave. drain() waits on an event that the flush sets
+ * drain for the bytes to leave. A regular file has no readiness: its
+ * transport (src/file.c) reads and writes with cio's file calls and stands
+ * in for the fd wait, the writer callback and the close (transport.h). drain() waits on an event that the flush sets
  * when the queue falls to the low-water mark.
  */
 #include "tls.h"
@@ -149,8 +151,10 @@ int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_stream **out) {
   s->can_read = acc == O_RDONLY || acc == O_RDWR;
   s->can_write = acc == O_WRONLY || acc == O_RDWR;
   /* A socket half-closes with shutdown(2); a pipe's write end ends by being
-   * closed; a tty or character device cannot. */
-  s->can_eof = s->can_write && (s->is_sock || is_file || (S_ISFIFO(st.st_mode) && acc == O_WRONLY));
+   * closed; a file's writing side once all is written; a tty or character
+   * device cannot. */
+  s->can_eof =
+      s->can_write && (s->is_sock || is_file || (S_ISFIFO(st.st_mode) && acc == O_WRONLY));
   if (!s->is_sock && !is_file && s->can_write) {
     /* No MSG_NOSIGNAL for pipes: ignore SIGPIPE as CPython does at start-up,
      * unless the program chose a handler of its own. */
