@@ -171,7 +171,9 @@ CIO_NODISCARD int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_st
  *   (later growth of the file is not seen). Writing goes at the file
  *   position (the end with O_APPEND); cio_stream_write never suspends: the
  *   bytes the page cache does not take at once are written in the
- *   background, drain bounds what is pending, and cio_stream_close (then
+ *   background (up to 512 KiB of them in the file's own buffers, not
+ *   counted by cio_stream_write_buffer_size), drain bounds what is queued
+ *   beyond that, and cio_stream_close (then
  *   cio_stream_wait_closed, which returns the first write error, e.g.
  *   -ENOSPC) writes everything before closing the fd. As on a socket, the
  *   close is bounded by opts.tls_shutdown_timeout (30 s): what is still
