@@ -1,6 +1,7 @@
 #!/bin/sh
 # File I/O benchmark (issue 14): a file of SIZE MiB (default 1024) read
-# sequentially in 64 KiB chunks, then 200,000 random 4 KiB reads with 64 in
+# sequentially in 64 KiB chunks (cio: with cio_file_read, then through a
+# file stream), then 200,000 random 4 KiB reads with 64 in
 # flight: cio on io_uring, cio on epoll (the thread pool), plain blocking
 # pread (the limit), asyncio + aiofiles, asyncio + to_thread. The file is
 # read once first, so every run reads from the page cache: this compares the
@@ -15,7 +16,9 @@ f=$(mktemp /tmp/cio_files.XXXXXX)
 trap 'rm -f "$f"' EXIT
 head -c "$((mib * 1024 * 1024))" /dev/urandom >"$f"
 cat "$f" >/dev/null
+# Debian's Python: python3-aiofiles is installed for it (bench/run.sh).
 py=${PYTHON:-python3}
+[ -z "${PYTHON:-}" ] && [ -x /usr/bin/python3 ] && py=/usr/bin/python3
 echo "files: ${mib} MiB, $(nproc) CPUs, $(uname -r)"
 for round in 1 2; do
   CIO_BACKEND=uring "$bin" "$f"

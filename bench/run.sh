@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 PKGS="golang-go librust-tokio-dev python3-uvloop libuv1-dev wrk gnuplot-nox pkg-config"
 PKGS="$PKGS python3-aiohttp nginx libnginx-mod-http-echo libcurl4-openssl-dev libhttp-parser-dev" # W6h (issue 11)
+PKGS="$PKGS python3-aiofiles" # bench/files.sh (issue 14)
 command -v cargo >/dev/null 2>&1 || PKGS="$PKGS cargo"
 command -v ninja >/dev/null 2>&1 || PKGS="$PKGS ninja-build"
 command -v cmake >/dev/null 2>&1 || PKGS="$PKGS cmake"

@@ -13,7 +13,9 @@
  * queued goes straight to the kernel (one send/sendmsg) and queues what it
  * did not take; the queue is flushed by a writer callback (cio_add_writer)
  * registered while it is non-empty, so writes never suspend and nobody has to
- * drain for the bytes to leave. drain() waits on an event that the flush sets
+ * drain for the bytes to leave. A regular file has no readiness: its
+ * transport (src/file.c) reads and writes with cio's file calls and stands
+ * in for the fd wait, the writer callback and the close (transport.h). drain() waits on an event that the flush sets
  * when the queue falls to the low-water mark.
  */
 #include "tls.h"
@@ -125,13 +127,17 @@ int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_stream **out) {
   if (fd < 0) return cio__fail(-EBADF, "%s: fd %d is not a valid file descriptor", who, fd);
   struct stat st;
   if (fstat(fd, &st) < 0) return cio__fail(-errno, "%s(fd %d): %s", who, fd, strerror(errno));
-  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
-    return cio__fail(-EPERM, "%s(fd %d): a regular file or directory cannot be polled", who, fd);
+  if (S_ISDIR(st.st_mode)) return cio__fail(-EISDIR, "%s(fd %d): a directory", who, fd);
+  bool is_file = S_ISREG(st.st_mode); /* no readiness: the file transport (src/file.c) */
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0) return cio__fail(-errno, "%s(fd %d): %s", who, fd, strerror(errno));
   cio_stream *s = calloc(1, sizeof *s);
   if (!s) return cio__fail_static(-ENOMEM, "cio_stream_from_fd: out of memory");
-  if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+  if (is_file && (rc = cio__file_transport_new(fd, cio_get_running_loop(), &s->transport)) < 0) {
+    free(s);
+    return rc;
+  }
+  if (!is_file && !(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
     int e = errno;
     free(s);
     return cio__fail(-e, "%s(fd %d): %s", who, fd, strerror(e));
@@ -145,9 +151,11 @@ int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_stream **out) {
   s->can_read = acc == O_RDONLY || acc == O_RDWR;
   s->can_write = acc == O_WRONLY || acc == O_RDWR;
   /* A socket half-closes with shutdown(2); a pipe's write end ends by being
-   * closed; a tty or character device cannot. */
-  s->can_eof = s->can_write && (s->is_sock || (S_ISFIFO(st.st_mode) && acc == O_WRONLY));
-  if (!s->is_sock && s->can_write) {
+   * closed; a file's writing side once all is written; a tty or character
+   * device cannot. */
+  s->can_eof =
+      s->can_write && (s->is_sock || is_file || (S_ISFIFO(st.st_mode) && acc == O_WRONLY));
+  if (!s->is_sock && !is_file && s->can_write) {
     /* No MSG_NOSIGNAL for pipes: ignore SIGPIPE as CPython does at start-up,
      * unless the program chose a handler of its own. */
     struct sigaction sa;
@@ -188,8 +196,26 @@ static void unpause(cio_stream *s) {
   }
 }
 
+static void on_writable(void *arg);
+
+/* The flush callback on the fd's writability, or for a transport without
+ * readiness (a file) when it has room again. */
+static int writer_on(cio_stream *s) {
+  if (s->transport && s->transport->ops->add_writer)
+    return s->transport->ops->add_writer(s->transport, on_writable, s);
+  /* A transport's "would block" need not come from the fd: a level. */
+  return s->transport ? cio_add_writer(s->loop, s->fd, on_writable, s)
+                      : cio__fd_add_writer_edge(s->loop, s->fd, on_writable, s);
+}
+
+static void writer_off(cio_stream *s) {
+  if (s->transport && s->transport->ops->remove_writer)
+    s->transport->ops->remove_writer(s->transport);
+  else cio_remove_writer(s->loop, s->fd);
+}
+
 static void stop_flushing(cio_stream *s) {
-  if (s->cb_armed && s->loop && s->fd >= 0) cio_remove_writer(s->loop, s->fd);
+  if (s->cb_armed && s->loop && s->fd >= 0) writer_off(s);
   s->cb_armed = false;
   if (s->retry) {
     cio_handle_cancel(s->retry);
@@ -207,7 +233,8 @@ static void close_fd(cio_stream *s) {
   }
   if (s->fd < 0) return;
   stop_flushing(s);
-  cio_fd_close(s->fd); /* wakes a reader waiting on it with -EBADF */
+  if (s->transport && s->transport->ops->close) s->transport->ops->close(s->transport);
+  else cio_fd_close(s->fd); /* wakes a reader waiting on it with -EBADF */
   s->fd = -1;
   s->eof = true;
   s->closing = true;
@@ -286,6 +313,8 @@ static ssize_t raw_writev(cio_stream *s, const struct iovec *iov, int cnt, unsig
  * own flush callback (and a TLS read may want to write): then poll with
  * short sleeps instead. */
 static int wait_fd(cio_stream *s, struct cio_task *t, unsigned want, const char *who) {
+  if (s->transport && s->transport->ops->wait) /* a file: no readiness */
+    return s->transport->ops->wait(s->transport, want, who);
   if (want == CIO__POLL_OUT && s->cb_armed) return cio_sleep(0.001);
   /* A transport's "would block" need not come from the fd (the edge
    * contract of cio__fd_wait): wait for the level. */
@@ -835,15 +864,14 @@ static void arm_flush(cio_stream *s, unsigned want) {
   if (want == CIO__POLL_IN) {
     /* A transport that must read before it can write (rare): poll. */
     if (s->cb_armed) {
-      cio_remove_writer(s->loop, s->fd);
+      writer_off(s);
       s->cb_armed = false;
     }
     if (!s->retry && cio_call_later(s->loop, 0.001, on_retry, s, &s->retry) < 0) s->retry = NULL;
     return;
   }
   if (!s->cb_armed) {
-    int rc = s->transport ? cio_add_writer(s->loop, s->fd, on_writable, s)
-                          : cio__fd_add_writer_edge(s->loop, s->fd, on_writable, s);
+    int rc = writer_on(s);
     if (rc == -EBUSY) {
       /* A task waits on the fd's writer slot itself (a transport read that
        * must write first): poll until it is done. */
@@ -880,7 +908,7 @@ static void flush(cio_stream *s) {
     }
   }
   if (s->cb_armed) {
-    cio_remove_writer(s->loop, s->fd);
+    writer_off(s);
     s->cb_armed = false;
   }
   flushed(s);
@@ -1041,7 +1069,7 @@ int cio_stream_write_eof(cio_stream *s) {
 }
 
 bool cio_stream_can_write_eof(const cio_stream *s) {
-  return s && s->fd >= 0 && (s->can_eof || s->transport);
+  return s && s->fd >= 0 && (s->can_eof || (s->transport && s->can_write));
 }
 
 int cio_stream_close(cio_stream *s) {
@@ -1142,7 +1170,7 @@ int cio_stream_fd(const cio_stream *s) {
   return s->fd >= 0 ? s->fd : cio__fail(-EBADF, "cio_stream_fd: the stream is closed");
 }
 
-bool cio_stream_is_tls(const cio_stream *s) { return s && s->transport; }
+bool cio_stream_is_tls(const cio_stream *s) { return s && s->transport && s->is_sock; }
 
 /* ---- TLS seam (src/transport.h) ------------------------------------------------------ */
 
@@ -1162,6 +1190,7 @@ int cio_stream_start_tls(cio_stream *s, struct cio_tls_context *ctx,
   struct cio_task *t;
   int rc = need_task(who, &t);
   if (rc < 0) return rc;
+  if (s->transport && !s->is_sock) return cio__fail(-ENOTSUP, "%s: a file stream has no TLS", who);
   if (s->transport) return cio__fail(-EALREADY, "%s: the stream already runs TLS", who);
   if (s->reading) return cio__fail(-EBUSY, "%s: a read is in progress", who);
   if (s->fd < 0) return cio__fail(-EBADF, "%s: the stream is closed", who);

@@ -5,7 +5,8 @@
  * transport (s->transport NULL: a plain stream). A transport (TLS) sits
  * between the stream's buffers and the fd: the stream then calls the ops
  * below instead, and on -EAGAIN waits with cio__fd_wait(task, fd, *want,
- * who) (src/io.h) and calls again. The ops never suspend.
+ * who) (src/io.h) and calls again. The ops never suspend, except wait, which
+ * a transport without readiness (a file) provides instead of the fd wait.
  *
  * The one entry point for TLS is cio__stream_secure (src/stream.c), called
  * by cio_open_connection / the server's connection task when opts->tls is
@@ -50,13 +51,42 @@ struct cio__transport_ops {
   int (*write_eof)(struct cio__transport *t, unsigned *want);
   /* bytes the transport already holds that read() returns without waiting for the fd */
   size_t (*pending)(struct cio__transport *t);
-  /* free the transport's own state; never closes the fd */
+  /* free the transport's own state; never closes the fd (but see close) */
   void (*destroy)(struct cio__transport *t);
+
+  /* For a transport with no readiness to wait for (a regular file: see
+   * below); NULL for TLS. wait replaces the fd wait after -EAGAIN: it
+   * suspends the calling task until read (want CIO__POLL_IN) can make
+   * progress, and returns 0 or a negative code (-ECANCELED: nothing was
+   * consumed). add_writer replaces cio_add_writer for the stream's flush:
+   * cb(arg) is called (from a task, never suspending) whenever writev or
+   * write_eof may make progress, until remove_writer; it returns 0 or a
+   * negative code. close replaces cio_fd_close(fd): the transport closes
+   * the fd once no operation of its own is in flight. */
+  int (*wait)(struct cio__transport *t, unsigned want, const char *who);
+  int (*add_writer)(struct cio__transport *t, void (*cb)(void *arg), void *arg);
+  void (*remove_writer)(struct cio__transport *t);
+  void (*close)(struct cio__transport *t);
 };
 struct cio__transport {
   const struct cio__transport_ops *ops;
   int fd;
 };
+
+/* The file transport (src/file.c), which cio_stream_from_fd installs for a
+ * regular file: reads are positional (pread) from the fd's offset at the
+ * time, page-cache hits at once (preadv2 RWF_NOWAIT), else through
+ * cio_file_pread in ops->wait into the transport's own buffer (a cancelled
+ * wait loses nothing: the offset moves only with data kept); writes go at
+ * the file position (so O_APPEND appends): 64 KiB or more with nothing
+ * pending at once when the page cache takes them without blocking
+ * (pwritev2 RWF_NOWAIT), else copied into the transport's buffer (256 KiB)
+ * and written by a background task with cio_file_write, which calls the
+ * stream's flush back when it has room.
+ * write_eof waits (-EAGAIN) until everything is written and returns the
+ * first write error. loop may be NULL (bound at first use). Returns 0 with
+ * *out, or -ENOMEM. */
+int cio__file_transport_new(int fd, cio_loop *loop, struct cio__transport **out);
 
 /* The TLS entry point (see above). ctx and server_hostname are only read
  * during the call. Returns 0 with the transport installed, or a negative

@@ -13,7 +13,10 @@
  *
  * Cancellation: a cancelled call returns -ECANCELED, and only once neither
  * the kernel nor a worker thread touches the caller's buffer any more: the
- * buffer is yours again when the call returns, whatever it returned. A
+ * buffer is yours again when the call returns, whatever it returned, and so
+ * is the fd (you may close it at once: a worker thread that has not made
+ * the system call yet works on a duplicate of its own, never on a file
+ * that takes the number next). A
  * cancelled operation may or may not have taken place (a write may have
  * reached the file; a read at the file position may have moved it): use the
  * positional forms (pread/pwrite) where that matters.
@@ -73,6 +76,9 @@ CIO_NODISCARD int cio_file_read_all(const char *path, char **data, size_t *len);
 /* Create or truncate the file at path (mode 0666 less the umask) and write
  * len bytes of data to it. Returns 0 or a negative code. */
 CIO_NODISCARD int cio_file_write_all(const char *path, const void *data, size_t len);
+
+/* Lines of a file with readline, and buffered writes: cio_stream_open_file
+ * (cio/stream.h) makes a stream of a file, served by the calls above. */
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,9 @@
  * Where a stream comes from:
  *   reader, writer = await asyncio.open_connection(h, p)   cio_open_connection(h, p, NULL, &s)
  *   ... open_unix_connection(path)                          cio_open_unix_connection(path, NULL, &s)
- *   any fd (socket, pipe end, socketpair)                   cio_stream_from_fd(fd, NULL, &s)
+ *   any fd (socket, pipe end, socketpair, file)             cio_stream_from_fd(fd, NULL, &s)
+ *   async with aiofiles.open(path) as f: async for line..   cio_stream_open_file(path, O_RDONLY,
+ *                                                               0, NULL, &s) + cio_stream_readline
  *   start_server(cb, h, p) -> cb(reader, writer)            cio_start_server(handler, arg, h, p, NULL, &srv)
  *
  * READING. The stream keeps one read buffer. A read takes what the buffer
@@ -144,17 +146,48 @@ CIO_NODISCARD int cio_open_connection(const char *host, const char *port,
 CIO_NODISCARD int cio_open_unix_connection(const char *path, const cio_stream_opts *opts,
                                            cio_stream **out);
 
-/* Wrap any open fd that can be polled (a connected socket, a socketpair end,
- * a pipe or FIFO end, a tty) in a stream. Takes ownership of fd on success
- * (cio_stream_free closes it) and makes it non-blocking. A read-only fd
- * (pipe read end) serves the reading calls and a write-only fd the writing
- * calls; the other half's calls return -EBADF. opts->tls is ignored (use
- * cio_stream_start_tls). Does not suspend; callable outside a task, but the
- * stream must then be used from tasks of one loop. Returns 0 with *out, or
- * -EINVAL (out NULL, bad opts), -EBADF (fd not open), -EPERM (a regular
- * file or directory: cannot be polled), -ENOMEM. On failure fd is not
- * closed. */
+/* Wrap an open fd in a stream: one that can be polled (a connected socket,
+ * a socketpair end, a pipe or FIFO end, a tty), or a regular file (see
+ * cio_stream_open_file for how a file stream reads and writes). Takes
+ * ownership of fd on success (cio_stream_free closes it) and makes a
+ * pollable fd non-blocking. A read-only fd (pipe read end) serves the
+ * reading calls and a write-only fd the writing calls; the other half's
+ * calls return -EBADF. opts->tls is ignored (use cio_stream_start_tls).
+ * Does not suspend; callable outside a task, but the stream must then be
+ * used from tasks of one loop. Returns 0 with *out, or -EINVAL (out NULL,
+ * bad opts), -EBADF (fd not open), -EISDIR (a directory), -ENOMEM. On
+ * failure fd is not closed. */
 CIO_NODISCARD int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_stream **out);
+
+/* Open the file at path as open(2) does (flags O_RDONLY, O_WRONLY or O_RDWR,
+ * with O_CREAT, O_TRUNC, O_APPEND, O_EXCL...; mode for O_CREAT) and make a
+ * stream of it: readline, readuntil, readexactly and read work on the file
+ * with every promise of a socket stream (the limit, no byte lost to a
+ * cancel or a timeout, at_eof at end of file), and so do write, drain and
+ * close. The file calls of cio/file.h serve it (io_uring, or the thread
+ * pool on epoll); data in the page cache is read and written at once.
+ *   Reading starts at the start of the file (for cio_stream_from_fd: at the
+ *   fd's offset) and keeps its own position; end of file is end of stream
+ *   (later growth of the file is not seen). Writing goes at the file
+ *   position (the end with O_APPEND); cio_stream_write never suspends: the
+ *   bytes the page cache does not take at once are written in the
+ *   background (up to 512 KiB of them in the file's own buffers, not
+ *   counted by cio_stream_write_buffer_size), drain bounds what is queued
+ *   beyond that, and cio_stream_close (then
+ *   cio_stream_wait_closed, which returns the first write error, e.g.
+ *   -ENOSPC) writes everything before closing the fd. As on a socket, the
+ *   close is bounded by opts.tls_shutdown_timeout (30 s): what is still
+ *   unwritten then is dropped. cio_stream_write_eof ends the writing side
+ *   the same way without closing. Nothing calls fsync: after wait_closed
+ *   the data is in the page cache, as after Python's close().
+ * Suspends (the open). On success *out is a new stream the caller frees
+ * with cio_stream_free. Returns 0, or: -EINVAL (path or out NULL, bad opts,
+ * O_DIRECT), the errors of open(2) (-ENOENT, -EACCES, -EEXIST, -EISDIR
+ * (writing a directory), -EMFILE, ...), -EISDIR (reading a directory),
+ * -ENOMEM, -ECANCELED, CIO_ENOTASK. *out is NULL on failure and no fd is
+ * left open. */
+CIO_NODISCARD int cio_stream_open_file(const char *path, int flags, mode_t mode,
+                                       const cio_stream_opts *opts, cio_stream **out);
 
 /* StreamWriter.start_tls: upgrade the open stream to TLS in place (STARTTLS),
  * as a client verifying server_hostname (required unless the context is
@@ -163,8 +196,8 @@ CIO_NODISCARD int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_st
  * queued writes first. Suspends for the
  * handshake. Returns 0, or: -EINVAL, -EBUSY (a read is in progress),
  * -EALREADY (already TLS), the TLS errors of cio/tls.h (-ENOTSUP when built
- * without TLS), -ETIMEDOUT (tls_handshake_timeout), -ECANCELED,
- * CIO_ENOTASK. */
+ * without TLS, or for a file stream), -ETIMEDOUT (tls_handshake_timeout),
+ * -ECANCELED, CIO_ENOTASK. */
 CIO_NODISCARD int cio_stream_start_tls(cio_stream *s, struct cio_tls_context *ctx,
                                        const char *server_hostname);
 
@@ -384,7 +417,7 @@ int cio_stream_sockname(const cio_stream *s, struct sockaddr *addr, socklen_t *l
  * -EBADF once closed, -EINVAL for NULL. */
 int cio_stream_fd(const cio_stream *s);
 
-/* Whether the stream runs over TLS; false for NULL. */
+/* Whether the stream runs over TLS; false for NULL and file streams. */
 bool cio_stream_is_tls(const cio_stream *s);
 
 /* ---- servers (asyncio.Server) --------------------------------------------------- */
