@@ -294,6 +294,23 @@ static int wait_fd(cio_stream *s, struct cio_task *t, unsigned want, const char 
 
 /* ---- the reading core ------------------------------------------------------------- */
 
+#ifdef CIO_HAVE_URING
+/* A read through the fd's multishot receive (src/io.h): > 0, 0 at EOF
+ * (s->eof set), an error (connection errors sticky in s->rerr), or -EAGAIN
+ * when it cannot be used now (then read the readiness way). Suspends. */
+static ssize_t ms_read(cio_stream *s, struct cio_task *t, void *buf, size_t n, const char *who) {
+  ssize_t r = cio__fd_recv_ms(t, s->fd, buf, n, who);
+  if (r > 0 || r == -EAGAIN) return r;
+  if (r == 0 || (r == -EBADF && s->fd < 0)) { /* EOF, or closed under us */
+    s->eof = true;
+    return 0;
+  }
+  if (r == -ECANCELED || r == -EBADF || r == -EBUSY) return r; /* message set */
+  s->rerr = (int)r;
+  return cio__fail((int)r, "cio_stream read(fd %d): %s", s->fd, strerror((int)-r));
+}
+#endif
+
 /* Make room for at least `room` more bytes after rend, compacting (only here:
  * at the start of a reading call or inside one) or growing. */
 static int reserve(cio_stream *s, size_t room) {
@@ -336,9 +353,14 @@ static ssize_t fill(cio_stream *s, struct cio_task *t, size_t room, const char *
   if (rc < 0) return rc;
   if ((rc = cio__coop(t)) < 0) return rc;
 #ifdef CIO_HAVE_URING
-  /* On io_uring a socket's receive that would block goes to the kernel
-   * with the buffer (no readiness event, no second recv per message). */
+  /* On io_uring a socket's data arrives through its multishot receive
+   * (no submission, no system call per receive). */
   bool kernel = !s->transport && s->is_sock && cio__fd_kernel_reads(s->loop);
+  if (kernel) {
+    ssize_t n = ms_read(s, t, s->rbuf + s->rend, s->rcap - s->rend, who);
+    if (n > 0) s->rend += (size_t)n;
+    if (n != -EAGAIN) return n;
+  }
 #else
   const bool kernel = false;
 #endif
@@ -420,6 +442,11 @@ static ssize_t do_read(cio_stream *s, void *buf, size_t n) {
       /* Nothing buffered: straight into the caller's buffer (nothing can be
        * lost: a cancelled wait has read nothing). */
       if ((r = cio__coop(t)) < 0) goto out;
+#ifdef CIO_HAVE_URING
+      if (!s->transport && s->is_sock && cio__fd_kernel_reads(s->loop) &&
+          (r = ms_read(s, t, buf, n, who)) != -EAGAIN)
+        goto out;
+#endif
       if (!s->transport && (r = cio__fd_wait_unless_ready(t, s->fd, who)) < 0) goto badf;
       for (;;) {
         unsigned want = CIO__POLL_IN;
@@ -1163,6 +1190,19 @@ int cio_stream_start_tls(cio_stream *s, struct cio_tls_context *ctx,
   if (s->fd < 0) return cio__fail(-EBADF, "%s: the stream is closed", who);
   s->reading = true; /* no read may start during the handshake */
   rc = cio__stream_flush(s);
+#ifdef CIO_HAVE_URING
+  /* TLS reads the fd itself: end the multishot receive, and keep what it
+   * had queued in the buffer (the handshake takes it from there). */
+  if (rc == 0 && s->loop && cio__fd_kernel_reads(s->loop) &&
+      (rc = cio__fd_recv_ms_stop(t, s->fd)) == 0) {
+    for (;;) {
+      if ((rc = reserve(s, 4096)) < 0) break;
+      size_t n = cio__fd_recv_ms_take(s->loop, s->fd, s->rbuf + s->rend, s->rcap - s->rend);
+      if (!n) break;
+      s->rend += n;
+    }
+  }
+#endif
   if (rc == 0) rc = cio__stream_secure(s, ctx, server_hostname, false);
   s->reading = false;
   return rc;
