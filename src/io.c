@@ -59,6 +59,7 @@ struct iostate {
   int cap;
   unsigned long ctls;  /* poller_ctl calls, for the tests */
   struct msr *ms_all;  /* every multishot receive record (freed at close) */
+  struct cio__leftover *leftovers; /* see io.h */
 };
 
 unsigned long cio__io_ctl_count(cio_loop *loop) {
@@ -83,10 +84,40 @@ static void io_close(cio_loop *loop) {
    * were dropped from the queues already. */
   for (int i = 0; i < io->cap; i++) free(io->recs[i]);
   msr_free_all(io);
+  while (io->leftovers) {
+    struct cio__leftover *l = io->leftovers;
+    io->leftovers = l->next;
+    l->release(l);
+  }
   free(io->recs);
   free(io);
   loop->io = NULL;
   loop->io_watchers = 0;
+}
+
+static struct iostate *io_state(cio_loop *loop) {
+  if (!loop->io) {
+    loop->io = calloc(1, sizeof(struct iostate));
+    if (loop->io) loop->io_close = io_close;
+  }
+  return loop->io;
+}
+
+int cio__leftover_add(cio_loop *loop, struct cio__leftover *l) {
+  struct iostate *io = io_state(loop);
+  if (!io) return -ENOMEM;
+  l->prev = NULL;
+  l->next = io->leftovers;
+  if (l->next) l->next->prev = l;
+  io->leftovers = l;
+  return 0;
+}
+
+void cio__leftover_del(cio_loop *loop, struct cio__leftover *l) {
+  struct iostate *io = loop->io;
+  if (l->prev) l->prev->next = l->next;
+  else io->leftovers = l->next;
+  if (l->next) l->next->prev = l->prev;
 }
 
 static struct fdrec *rec_find(cio_loop *loop, int fd) {

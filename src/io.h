@@ -101,6 +101,18 @@ size_t cio__fd_recv_ms_take(cio_loop *loop, int fd, void *buf, size_t len);
 /* Bytes queued by fd's multishot receive and not read yet (tests). */
 size_t cio__fd_recv_ms_queued(cio_loop *loop, int fd);
 #endif
+/* Memory that an operation still in the kernel owns after its owner went
+ * away (a stream freed while its send is in flight): kept on the loop's
+ * list until the operation's completion unlinks and frees it, or freed by
+ * `release` when the loop closes (the ring is closed after that). add
+ * returns 0 or -ENOMEM. */
+struct cio__leftover {
+  struct cio__leftover *prev, *next;
+  void (*release)(struct cio__leftover *l);
+};
+int cio__leftover_add(cio_loop *loop, struct cio__leftover *l);
+void cio__leftover_del(cio_loop *loop, struct cio__leftover *l);
+
 /* Whether the last read of fd emptied its buffer (and clear the hint). */
 bool cio__fd_take_drained(cio_loop *loop, int fd);
 

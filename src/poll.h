@@ -74,6 +74,10 @@ void cio__uring_cancel(struct cio__poller *p, struct cio__poll_op *op);
 /* Whether socket receives run as kernel operations on this ring (else they
  * use readiness, as on epoll). CIO_URING_RECV=0 turns them off. */
 bool cio__uring_completions(const struct cio__poller *p);
+/* Whether a stream socket's queued writes go out as kernel send operations
+ * on this ring (else send() and writability, as on epoll). CIO_URING_SEND=0
+ * turns them off. */
+bool cio__uring_sends(const struct cio__poller *p);
 /* Provided buffers (one buffer ring per loop, group CIO__URING_BGID, made
  * on first use): cio__uring_bufs_ready sets it up and says whether it can
  * be used. A completion with IORING_CQE_F_BUFFER names buffer `bid`

@@ -55,6 +55,7 @@ struct cio__uring {
   struct cio__poll_watch **pend;
   unsigned npend, pend_cap;
   bool completions; /* socket receives as kernel operations */
+  bool sends;       /* stream sends as kernel operations */
   /* Provided buffers (see poll.h): made on first use. */
   struct io_uring_buf_ring *br;
   char *bufmem;
@@ -171,6 +172,8 @@ int cio__uring_init(struct cio__poller *p) {
   p->uring = u;
   const char *recv_env = getenv("CIO_URING_RECV");
   u->completions = !(recv_env && *recv_env == '0');
+  const char *send_env = getenv("CIO_URING_SEND");
+  u->sends = !(send_env && *send_env == '0');
   arm_wake(u, p->wakefd);
   return 0;
 }
@@ -321,6 +324,7 @@ struct io_uring_sqe *cio__uring_sqe(struct cio__poller *p, struct cio__poll_op *
 }
 
 bool cio__uring_completions(const struct cio__poller *p) { return p->uring->completions; }
+bool cio__uring_sends(const struct cio__poller *p) { return p->uring->sends; }
 
 void cio__uring_cancel(struct cio__poller *p, struct cio__poll_op *op) {
   struct io_uring_sqe *sqe = get_sqe(p->uring);
