@@ -67,12 +67,15 @@ struct fdrec {
   bool drained;    /* a short read emptied the receive buffer */
   uint64_t trust;  /* loop->polls when the registration was last proven */
   struct slot rd, wr;
+  struct msr *ms;  /* io_uring: the fd's multishot receive, NULL = none yet */
 };
 
 struct iostate {
   struct fdrec **recs; /* indexed by fd */
   int cap;
   unsigned long ctls;  /* poller_ctl calls, for the tests */
+  struct msr *ms_all;  /* every multishot receive record (freed at close) */
+  struct cio__leftover *leftovers; /* see io.h */
 };
 
 unsigned long cio__io_ctl_count(cio_loop *loop) {
@@ -84,6 +87,8 @@ static const char *dir_verb(unsigned dir) { return dir == CIO__POLL_IN ? "read" 
 
 static void slot_cb_run(struct cio__cb *cb);
 static void on_event(struct cio__poll_watch *w, unsigned events);
+static void msr_kill(struct fdrec *r);
+static void msr_free_all(struct iostate *io);
 
 /* ---- records ----------------------------------------------------------------- */
 
@@ -94,10 +99,41 @@ static void io_close(cio_loop *loop) {
    * free the records without touching the slots' futures. Callback nodes
    * were dropped from the queues already. */
   for (int i = 0; i < io->cap; i++) free(io->recs[i]);
+  msr_free_all(io);
+  while (io->leftovers) {
+    struct cio__leftover *l = io->leftovers;
+    io->leftovers = l->next;
+    l->release(l);
+  }
   free(io->recs);
   free(io);
   loop->io = NULL;
   loop->io_watchers = 0;
+}
+
+static struct iostate *io_state(cio_loop *loop) {
+  if (!loop->io) {
+    loop->io = calloc(1, sizeof(struct iostate));
+    if (loop->io) loop->io_close = io_close;
+  }
+  return loop->io;
+}
+
+int cio__leftover_add(cio_loop *loop, struct cio__leftover *l) {
+  struct iostate *io = io_state(loop);
+  if (!io) return -ENOMEM;
+  l->prev = NULL;
+  l->next = io->leftovers;
+  if (l->next) l->next->prev = l;
+  io->leftovers = l;
+  return 0;
+}
+
+void cio__leftover_del(cio_loop *loop, struct cio__leftover *l) {
+  struct iostate *io = loop->io;
+  if (l->prev) l->prev->next = l->next;
+  else io->leftovers = l->next;
+  if (l->next) l->next->prev = l->prev;
 }
 
 static struct fdrec *rec_find(cio_loop *loop, int fd) {
@@ -177,6 +213,7 @@ static void rec_kill(struct fdrec *r, const char *why) {
 #endif
     slot_clear(r->loop, s);
   }
+  msr_kill(r);
   r->trust = UNTRUSTED;
   r->drained = false;
   r->ready = r->hup = 0;
@@ -571,6 +608,7 @@ ssize_t cio__kop_await(struct cio_task *t, struct cio__kop *k, bool keep_data) {
 
 #ifdef CIO_HAVE_URING
 #include <liburing.h>
+#include <sys/socket.h>
 
 bool cio__fd_kernel_reads(cio_loop *loop) {
   return CIO__URING(&loop->poller) && cio__uring_completions(&loop->poller);
@@ -588,4 +626,264 @@ ssize_t cio__fd_recv_kernel(struct cio_task *t, int fd, void *buf, size_t len, c
   if (n >= 0) cio__fd_note_read(loop, fd, n > 0 && (size_t)n < len);
   return n;
 }
+#endif
+
+/* ---- multishot receive with provided buffers (io_uring) ------------------------------------
+ *
+ * A stream socket read through the stream layer keeps one multishot receive
+ * in the kernel: each arrival completes into a buffer of the loop's buffer
+ * ring, with no submission per receive. Completions are queued per fd (in
+ * arrival order) whether or not a task reads at the time, and the next read
+ * copies from the queue, giving each buffer back once emptied: a cancelled
+ * read loses nothing. The fd is never recv()'d directly while the request
+ * is armed or the queue holds data (the order would break).
+ *
+ * The request ends by itself at EOF, on an error, when the ring runs out of
+ * buffers (-ENOBUFS) or when cancelled (a reader that lets its queue grow
+ * past a quarter of the ring, or a close); a read that finds it ended arms
+ * it again, or, while buffers are short, makes a one-shot receive into its
+ * own buffer instead (cio__fd_recv_kernel). A record whose fd is closed or
+ * replaced while its request is in the kernel is orphaned: its buffers go
+ * back at once, and it frees itself at the request's last completion (or
+ * when the loop closes). */
+
+struct msr_chunk {
+  uint16_t bid;
+  uint32_t off, len;
+};
+
+struct msr {
+  struct cio__poll_op op;
+  struct fdrec *r;       /* NULL once orphaned */
+  cio_loop *loop;
+  struct iostate *io;
+  struct msr *prev, *next; /* iostate's list */
+  bool armed;            /* the request is in the kernel */
+  bool stopping;         /* a cancel was submitted */
+  int8_t kind;           /* 1: a stream socket, -1: not, 0: not known yet */
+  bool has_fin;          /* `fin` follows the queued data */
+  int fin;               /* 0 (EOF) or -errno */
+  struct msr_chunk *q;   /* a ring of chunks: [head, head+len) mod cap */
+  unsigned qhead, qlen, qcap;
+};
+
+static void msr_unlink_free(struct msr *m) {
+  if (m->prev) m->prev->next = m->next;
+  else m->io->ms_all = m->next;
+  if (m->next) m->next->prev = m->prev;
+  free(m->q);
+  free(m);
+}
+
+static void msr_free_all(struct iostate *io) {
+  /* The ring is closed after this (loop.c): no completion comes any more. */
+  while (io->ms_all) msr_unlink_free(io->ms_all);
+}
+
+#ifdef CIO_HAVE_URING
+static void msr_drop_queue(struct msr *m, cio_loop *loop) {
+  for (; m->qlen; m->qlen--, m->qhead = (m->qhead + 1) % m->qcap)
+    cio__uring_buf_put(&loop->poller, m->q[m->qhead].bid);
+  m->qhead = 0;
+  m->has_fin = false;
+}
+
+static void msr_kill(struct fdrec *r) {
+  struct msr *m = r->ms;
+  if (!m) return;
+  msr_drop_queue(m, r->loop);
+  m->kind = 0;
+  if (m->armed) {
+    /* The request holds the file: withdraw it, and let the record go with
+     * its last completion. */
+    if (!m->stopping) cio__uring_cancel(&r->loop->poller, &m->op);
+    m->r = NULL;
+    r->ms = NULL;
+  }
+}
+
+static bool msr_push(struct msr *m, unsigned bid, unsigned len) {
+  if (m->qlen == m->qcap) {
+    unsigned cap = m->qcap ? m->qcap * 2 : 4;
+    struct msr_chunk *q = malloc(cap * sizeof *q);
+    if (!q) return false;
+    for (unsigned i = 0; i < m->qlen; i++) q[i] = m->q[(m->qhead + i) % m->qcap];
+    free(m->q);
+    m->q = q;
+    m->qhead = 0;
+    m->qcap = cap;
+  }
+  m->q[(m->qhead + m->qlen) % m->qcap] = (struct msr_chunk){(uint16_t)bid, 0, len};
+  m->qlen++;
+  return true;
+}
+
+static void msr_done(struct cio__poll_op *op, int res) {
+  struct msr *m = CIO__CONTAINER_OF(op, struct msr, op);
+  unsigned flags = op->flags;
+  bool more = flags & IORING_CQE_F_MORE;
+  if (!more) {
+    m->armed = false;
+    m->stopping = false;
+  }
+  struct fdrec *r = m->r;
+  if (!r) {
+    /* Orphaned: nobody will read this. */
+    if (flags & IORING_CQE_F_BUFFER)
+      cio__uring_buf_put(&m->loop->poller, flags >> IORING_CQE_BUFFER_SHIFT);
+    if (!m->armed) msr_unlink_free(m);
+    return;
+  }
+  cio_loop *loop = r->loop;
+  if (flags & IORING_CQE_F_BUFFER) {
+    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    if (res <= 0 || !msr_push(m, bid, (unsigned)res)) {
+      cio__uring_buf_put(&loop->poller, bid);
+      if (res > 0) { /* out of memory for the queue: the stream is cut */
+        m->has_fin = true;
+        m->fin = -ENOMEM;
+      }
+    }
+  }
+  if (res == 0 && !more) {
+    m->has_fin = true;
+    m->fin = 0;
+  } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
+    m->has_fin = true;
+    m->fin = res;
+  }
+  /* A reader that falls behind must not hold the whole ring. */
+  if (m->armed && !m->stopping && m->qlen > 2 &&
+      m->qlen > cio__uring_bufs_total(&loop->poller) / 4) {
+    m->stopping = true;
+    cio__uring_cancel(&loop->poller, &m->op);
+  }
+  struct slot *s = &r->rd;
+  if (s->kind == SLOT_TASK && s->fut->state == CIO__PENDING) {
+    cio__future_complete(s->fut, CIO__RESULT, 0, NULL, NULL, false);
+    slot_clear(loop, s);
+  }
+}
+
+static size_t msr_copy(struct msr *m, cio_loop *loop, char *buf, size_t len) {
+  size_t got = 0;
+  while (got < len && m->qlen) {
+    struct msr_chunk *c = &m->q[m->qhead];
+    size_t n = c->len - c->off;
+    if (n > len - got) n = len - got;
+    memcpy(buf + got, (char *)cio__uring_buf(&loop->poller, c->bid) + c->off, n);
+    c->off += (uint32_t)n;
+    got += n;
+    if (c->off == c->len) {
+      cio__uring_buf_put(&loop->poller, c->bid);
+      m->qhead = (m->qhead + 1) % m->qcap;
+      m->qlen--;
+    }
+  }
+  return got;
+}
+
+static struct msr *msr_get(struct fdrec *r) {
+  if (r->ms) return r->ms;
+  struct msr *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->op.done = msr_done;
+  m->r = r;
+  m->loop = r->loop;
+  m->io = r->loop->io;
+  m->next = m->io->ms_all;
+  if (m->next) m->next->prev = m;
+  m->io->ms_all = m;
+  r->ms = m;
+  return m;
+}
+
+/* Suspend t in fd's reader slot until msr_done (or a close) wakes it. */
+static int msr_wait(struct cio_task *t, struct fdrec *r) {
+  cio_loop *loop = r->loop;
+  struct slot *s = &r->rd;
+  struct cio_future f;
+  cio__future_init(&f, loop, CIO__F_LOCAL);
+  s->kind = SLOT_TASK;
+  s->fut = &f;
+  loop->io_watchers++;
+  int rc = cio__task_await(t, &f, NULL);
+  coop_task = NULL;
+  if (s->kind == SLOT_TASK && s->fut == &f) slot_clear(loop, s);
+  cio__future_finalize(&f, NULL);
+  return rc;
+}
+
+ssize_t cio__fd_recv_ms(struct cio_task *t, int fd, void *buf, size_t len, const char *who) {
+  cio_loop *loop = t->fut.loop;
+  if (!cio__fd_kernel_reads(loop) || len == 0) return -EAGAIN;
+  struct fdrec *r;
+  int rc = rec_get(loop, fd, &r, who);
+  if (rc < 0) return rc;
+  if (r->rd.kind != SLOT_NONE)
+    return cio__fail(-EBUSY, "%s(fd %d): %s already waits to read this fd in this loop", who, fd,
+                     r->rd.kind == SLOT_CALLBACK ? "a callback" : "another task");
+  for (;;) {
+    struct msr *m = msr_get(r);
+    if (!m) return -EAGAIN; /* out of memory: readiness, as on epoll */
+    if (m->qlen) return (ssize_t)msr_copy(m, loop, buf, len);
+    if (m->has_fin) {
+      m->has_fin = false;
+      return m->fin;
+    }
+    if (!m->armed) {
+      if (m->kind == 0) {
+        int type = 0;
+        socklen_t tl = sizeof type;
+        m->kind = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM
+                      ? 1 : -1;
+      }
+      if (m->kind < 0 || !cio__uring_bufs_ready(&loop->poller)) return -EAGAIN;
+      unsigned nfree = cio__uring_bufs_free(&loop->poller);
+      if (nfree == 0 || nfree < cio__uring_bufs_total(&loop->poller) / 16)
+        return cio__fd_recv_kernel(t, fd, buf, len, who); /* buffers are short: one-shot */
+      struct io_uring_sqe *sqe = cio__uring_sqe(&loop->poller, &m->op);
+      if (!sqe) return -EAGAIN;
+      io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = CIO__URING_BGID;
+      m->armed = true;
+    }
+    if ((rc = msr_wait(t, r)) < 0) return rc;
+  }
+}
+
+int cio__fd_recv_ms_stop(struct cio_task *t, int fd) {
+  struct fdrec *r = rec_find(t->fut.loop, fd);
+  struct msr *m = r ? r->ms : NULL;
+  if (!m || !m->armed) return 0;
+  if (!m->stopping) {
+    m->stopping = true;
+    cio__uring_cancel(&r->loop->poller, &m->op);
+  }
+  while (r->ms == m && m->armed) {
+    int rc = r->rd.kind == SLOT_NONE ? msr_wait(t, r) : cio_sleep(0.001);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+size_t cio__fd_recv_ms_take(cio_loop *loop, int fd, void *buf, size_t len) {
+  struct fdrec *r = rec_find(loop, fd);
+  struct msr *m = r ? r->ms : NULL;
+  return m && m->qlen ? msr_copy(m, loop, buf, len) : 0;
+}
+
+size_t cio__fd_recv_ms_queued(cio_loop *loop, int fd) {
+  struct fdrec *r = rec_find(loop, fd);
+  struct msr *m = r ? r->ms : NULL;
+  size_t n = 0;
+  for (unsigned i = 0; m && i < m->qlen; i++) {
+    struct msr_chunk *c = &m->q[(m->qhead + i) % m->qcap];
+    n += c->len - c->off;
+  }
+  return n;
+}
+#else
+static void msr_kill(struct fdrec *r) { (void)r; }
 #endif

@@ -96,6 +96,26 @@ bool cio__fd_kernel_reads(cio_loop *loop);
  * for readiness), -ECANCELED / -EBADF / -EBUSY (message set), or another
  * -errno (message not set). */
 ssize_t cio__fd_recv_kernel(struct cio_task *t, int fd, void *buf, size_t len, const char *who);
+/* A receive from fd's multishot request with provided buffers (for a
+ * stream socket that only the stream layer reads, and that is closed with
+ * cio_fd_close: the request stays in the kernel between reads and holds
+ * the file). Copies up to len bytes of what has arrived, in order, else
+ * (re)arms the request and suspends until something does. Never loses a
+ * byte: what completes while nobody reads (a cancelled read) is kept for the
+ * next call. Returns the count, 0 at EOF, -ECANCELED / -EBADF / -EBUSY
+ * (message set), another -errno (message not set), or -EAGAIN when this fd
+ * cannot use it now (not io_uring, kernel reads off, not a stream socket,
+ * no ring entry or buffers): then read it the readiness way; the queue is
+ * empty and no request is armed, so that keeps the order. */
+ssize_t cio__fd_recv_ms(struct cio_task *t, int fd, void *buf, size_t len, const char *who);
+/* Withdraw fd's multishot receive and wait (suspending) until the kernel
+ * has let go of it; data already queued stays (take it with
+ * cio__fd_recv_ms_take before reading fd directly). 0 or -ECANCELED. */
+int cio__fd_recv_ms_stop(struct cio_task *t, int fd);
+/* Copy (without suspending) up to len queued bytes; returns the count. */
+size_t cio__fd_recv_ms_take(cio_loop *loop, int fd, void *buf, size_t len);
+/* Bytes queued by fd's multishot receive and not read yet (tests). */
+size_t cio__fd_recv_ms_queued(cio_loop *loop, int fd);
 #endif
 /* recv/send/sendmsg for the hot paths, without glibc's cancellation-point
  * wrapper: in a process with more than one thread (the stall watchdog is
@@ -112,6 +132,18 @@ static inline ssize_t cio__sys_send(int fd, const void *buf, size_t len, int fla
 static inline ssize_t cio__sys_sendmsg(int fd, const struct msghdr *m, int flags) {
   return syscall(SYS_sendmsg, fd, m, flags);
 }
+/* Memory that an operation still in the kernel owns after its owner went
+ * away (a stream freed while its send is in flight): kept on the loop's
+ * list until the operation's completion unlinks and frees it, or freed by
+ * `release` when the loop closes (the ring is closed after that). add
+ * returns 0 or -ENOMEM. */
+struct cio__leftover {
+  struct cio__leftover *prev, *next;
+  void (*release)(struct cio__leftover *l);
+};
+int cio__leftover_add(cio_loop *loop, struct cio__leftover *l);
+void cio__leftover_del(cio_loop *loop, struct cio__leftover *l);
+
 /* Whether the last read of fd emptied its buffer (and clear the hint). */
 bool cio__fd_take_drained(cio_loop *loop, int fd);
 

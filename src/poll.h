@@ -55,6 +55,7 @@ struct cio__poll_watch {
  * -errno; -ECANCELED when cancelled before it ran). */
 struct cio__poll_op {
   void (*done)(struct cio__poll_op *op, int res);
+  unsigned flags; /* the completion's flags (IORING_CQE_F_*), set before done */
 };
 
 /* Which back end a new loop gets: `requested` is the loop option
@@ -85,6 +86,27 @@ void cio__uring_cancel(struct cio__poller *p, struct cio__poll_op *op);
 /* Whether socket receives run as kernel operations on this ring (else they
  * use readiness, as on epoll). CIO_URING_RECV=0 turns them off. */
 bool cio__uring_completions(const struct cio__poller *p);
+/* Whether a stream socket's queued writes go out as kernel send operations
+ * on this ring (else send() and writability, as on epoll). CIO_URING_SEND=0
+ * turns them off. */
+bool cio__uring_sends(const struct cio__poller *p);
+/* Provided buffers (one buffer ring per loop, group CIO__URING_BGID, made
+ * on first use): cio__uring_bufs_ready sets it up and says whether it can
+ * be used. A completion with IORING_CQE_F_BUFFER names buffer `bid`
+ * (flags >> IORING_CQE_BUFFER_SHIFT): its bytes are at cio__uring_buf(p,
+ * bid) until cio__uring_buf_put(p, bid) hands it back to the kernel. The
+ * count and size come from CIO_URING_BUFS (a power of two, 1..32768,
+ * default 512) and CIO_URING_BUF_SIZE (default 8192). */
+#define CIO__URING_BGID 7
+bool cio__uring_bufs_ready(struct cio__poller *p);
+void *cio__uring_buf(struct cio__poller *p, unsigned bid);
+void cio__uring_buf_put(struct cio__poller *p, unsigned bid);
+/* Provided buffers not held by the program (an estimate: the kernel's own
+ * use is counted when its completion arrives), and how many there are. */
+unsigned cio__uring_bufs_free(const struct cio__poller *p);
+unsigned cio__uring_bufs_total(const struct cio__poller *p);
+/* Queued submission entries not yet handed to the kernel (tests). */
+unsigned cio__uring_sq_pending(struct cio__poller *p);
 #else
 #define cio__uring_ctl(p, fd, e, r, w) ((void)(p), (void)(w), -ENOSYS)
 #define cio__uring_wait(p, t, w) ((void)(p), (void)(w), -ENOSYS)

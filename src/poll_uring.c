@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +55,12 @@ struct cio__uring {
   struct cio__poll_watch **pend;
   unsigned npend, pend_cap;
   bool completions; /* socket receives as kernel operations */
+  bool sends;       /* stream sends as kernel operations */
+  /* Provided buffers (see poll.h): made on first use. */
+  struct io_uring_buf_ring *br;
+  char *bufmem;
+  unsigned nbufs, bufsize, bufs_out;
+  bool bufs_tried, bufs_ok;
 };
 
 static uint64_t watch_ud(const struct cio__poll_watch *w, unsigned gen) {
@@ -165,6 +172,8 @@ int cio__uring_init(struct cio__poller *p) {
   p->uring = u;
   const char *recv_env = getenv("CIO_URING_RECV");
   u->completions = !(recv_env && *recv_env == '0');
+  const char *send_env = getenv("CIO_URING_SEND");
+  u->sends = !(send_env && *send_env == '0');
   arm_wake(u, p->wakefd);
   return 0;
 }
@@ -172,6 +181,9 @@ int cio__uring_init(struct cio__poller *p) {
 void cio__uring_close(struct cio__poller *p) {
   struct cio__uring *u = p->uring;
   io_uring_queue_exit(&u->ring);
+  /* The ring is gone: the kernel no longer uses the buffers. */
+  if (u->br) munmap(u->br, u->nbufs * sizeof(struct io_uring_buf));
+  if (u->bufmem) munmap(u->bufmem, (size_t)u->nbufs * u->bufsize);
   if (p->wakefd >= 0) close(p->wakefd);
   free(u->pend);
   free(u);
@@ -208,7 +220,6 @@ int cio__uring_ctl(struct cio__poller *p, int fd, unsigned events, bool register
 static void dispatch(struct cio__poller *p, uint64_t ud, int res, unsigned flags, bool *woken,
                      int *fired) {
   struct cio__uring *u = p->uring;
-  (void)flags;
   if (ud == UD_WAKE) {
     uint64_t v;
     ssize_t r = read(p->wakefd, &v, sizeof v);
@@ -220,6 +231,8 @@ static void dispatch(struct cio__poller *p, uint64_t ud, int res, unsigned flags
   if (ud == UD_IGNORE) return;
   if ((ud & TAG_MASK) == TAG_OP) {
     struct cio__poll_op *op = (struct cio__poll_op *)(uintptr_t)(ud & ~(uint64_t)TAG_MASK);
+    if (flags & IORING_CQE_F_BUFFER) u->bufs_out++;
+    op->flags = flags;
     op->done(op, res);
     (*fired)++;
     return;
@@ -311,6 +324,7 @@ struct io_uring_sqe *cio__uring_sqe(struct cio__poller *p, struct cio__poll_op *
 }
 
 bool cio__uring_completions(const struct cio__poller *p) { return p->uring->completions; }
+bool cio__uring_sends(const struct cio__poller *p) { return p->uring->sends; }
 
 void cio__uring_cancel(struct cio__poller *p, struct cio__poll_op *op) {
   struct io_uring_sqe *sqe = get_sqe(p->uring);
@@ -319,3 +333,70 @@ void cio__uring_cancel(struct cio__poller *p, struct cio__poll_op *op) {
   io_uring_sqe_set_data64(sqe, UD_IGNORE);
   io_uring_submit(&p->uring->ring);
 }
+
+/* ---- provided buffers ------------------------------------------------------------- */
+
+static unsigned env_uint(const char *name, unsigned dflt, unsigned lo, unsigned hi) {
+  const char *v = getenv(name);
+  if (!v || !*v) return dflt;
+  char *end;
+  unsigned long n = strtoul(v, &end, 10);
+  return *end || n < lo || n > hi ? dflt : (unsigned)n;
+}
+
+bool cio__uring_bufs_ready(struct cio__poller *p) {
+  struct cio__uring *u = p->uring;
+  if (u->bufs_tried) return u->bufs_ok;
+  u->bufs_tried = true;
+  unsigned n = env_uint("CIO_URING_BUFS", 512, 1, 32768);
+  if (n & (n - 1)) n = 512; /* a power of two */
+  unsigned size = env_uint("CIO_URING_BUF_SIZE", 8192, 64, 1u << 20);
+  size_t ringsz = n * sizeof(struct io_uring_buf);
+  void *br = mmap(NULL, ringsz, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (br == MAP_FAILED) return false;
+  void *mem = mmap(NULL, (size_t)n * size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
+                   -1, 0);
+  if (mem == MAP_FAILED) {
+    munmap(br, ringsz);
+    return false;
+  }
+  struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = n,
+                                 .bgid = CIO__URING_BGID};
+  if (io_uring_register_buf_ring(&u->ring, &reg, 0) < 0) { /* before Linux 5.19 */
+    munmap(mem, (size_t)n * size);
+    munmap(br, ringsz);
+    return false;
+  }
+  u->br = br;
+  u->bufmem = mem;
+  u->nbufs = n;
+  u->bufsize = size;
+  io_uring_buf_ring_init(u->br);
+  int mask = io_uring_buf_ring_mask(n);
+  for (unsigned i = 0; i < n; i++)
+    io_uring_buf_ring_add(u->br, u->bufmem + (size_t)i * size, size, (unsigned short)i, mask, (int)i);
+  io_uring_buf_ring_advance(u->br, (int)n);
+  u->bufs_ok = true;
+  return true;
+}
+
+void *cio__uring_buf(struct cio__poller *p, unsigned bid) {
+  return p->uring->bufmem + (size_t)bid * p->uring->bufsize;
+}
+
+void cio__uring_buf_put(struct cio__poller *p, unsigned bid) {
+  struct cio__uring *u = p->uring;
+  io_uring_buf_ring_add(u->br, u->bufmem + (size_t)bid * u->bufsize, u->bufsize,
+                        (unsigned short)bid, io_uring_buf_ring_mask(u->nbufs), 0);
+  io_uring_buf_ring_advance(u->br, 1);
+  u->bufs_out--;
+}
+
+unsigned cio__uring_bufs_free(const struct cio__poller *p) {
+  const struct cio__uring *u = p->uring;
+  return u->nbufs - u->bufs_out;
+}
+
+unsigned cio__uring_bufs_total(const struct cio__poller *p) { return p->uring->nbufs; }
+
+unsigned cio__uring_sq_pending(struct cio__poller *p) { return io_uring_sq_ready(&p->uring->ring); }

@@ -36,6 +36,9 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#ifdef CIO_HAVE_URING
+#include <liburing.h>
+#endif
 
 #define RBUF_MIN (16u * 1024u)   /* first read buffer */
 #define RBUF_KEEP (256u * 1024u) /* an empty buffer larger than this is freed */
@@ -67,6 +70,8 @@ struct cio_stream {
   bool closing;     /* close() or abort() called */
   bool aborted;
   int werr;         /* the connection's write error (sticky) */
+  struct sendop *sop; /* io_uring: the send in the kernel, with its own buffer */
+  size_t wflight;   /* bytes of the queue the kernel has not taken yet (sop) */
   cio_handle *retry; /* transport wanted IN while flushing: poll again later */
   cio_handle *shut_timer; /* bounds the close of a transport stream */
   cio_event drain_ev;  /* set while not paused */
@@ -82,7 +87,10 @@ static int need_task(const char *who, struct cio_task **t) {
 
 static int bad_stream(const char *who) { return cio__fail(-EINVAL, "%s: stream is NULL", who); }
 
-static size_t queued(const cio_stream *s) { return s->wend - s->wstart; }
+/* Bytes written and not yet taken by the kernel (in the queue or in an
+ * io_uring send); wqueued: those in the queue buffer itself. */
+static size_t queued(const cio_stream *s) { return s->wend - s->wstart + s->wflight; }
+static size_t wqueued(const cio_stream *s) { return s->wend - s->wstart; }
 static size_t buffered(const cio_stream *s) { return s->rend - s->rstart; }
 
 static int fill_opts(cio_stream_opts *o, const cio_stream_opts *in, const char *who) {
@@ -177,6 +185,156 @@ int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_stream **out) {
   return 0;
 }
 
+#ifdef CIO_HAVE_URING
+/* ---- io_uring sends -----------------------------------------------------------------
+ *
+ * On io_uring a socket stream's writes are only queued; the flush hands the
+ * whole queue to the kernel as one send operation, which goes out with the
+ * loop's next io_uring_enter (shared by every stream that wrote in this
+ * pass): no system call per write. The queued buffer moves into the
+ * operation (it must not move until the completion), and new writes fill
+ * a second buffer meanwhile. A partial send sends the rest first. Errors
+ * (a reset peer) land in werr, as a failed send() does. */
+struct sendop {
+  struct cio__poll_op op;
+  struct cio__leftover left; /* while orphaned (the stream was freed) */
+  cio_stream *s;             /* NULL once orphaned */
+  cio_loop *loop;
+  char *buf;
+  size_t cap, off, len;      /* [off, len) not sent yet */
+  bool busy;                 /* in the kernel */
+};
+
+static bool kernel_sends(const cio_stream *s) {
+  return s->is_sock && !s->transport && s->loop && CIO__URING(&s->loop->poller) &&
+         cio__uring_sends(&s->loop->poller);
+}
+
+static void sendop_free(struct sendop *o) {
+  free(o->buf);
+  free(o);
+}
+
+static void sendop_release_left(struct cio__leftover *l) {
+  sendop_free(CIO__CONTAINER_OF(l, struct sendop, left));
+}
+
+/* The stream goes away: a send in flight keeps its buffer until done. */
+static void sendop_release(cio_stream *s) {
+  struct sendop *o = s->sop;
+  s->sop = NULL;
+  if (!o) return;
+  if (o->busy && cio__leftover_add(o->loop, &o->left) == 0) {
+    o->s = NULL;
+    cio__uring_cancel(&o->loop->poller, &o->op);
+    return;
+  }
+  if (o->busy) { /* no memory to track it: leak it rather than free it under the kernel */
+    o->s = NULL;
+    return;
+  }
+  sendop_free(o);
+}
+
+static void flush(cio_stream *s);
+static void flushed(cio_stream *s);
+static void broken(cio_stream *s, int err);
+static void unpause(cio_stream *s);
+static int grow_wbuf_front(cio_stream *s, size_t n);
+
+static bool sendop_submit(struct sendop *o) {
+  struct io_uring_sqe *sqe = cio__uring_sqe(&o->loop->poller, &o->op);
+  if (!sqe) return false;
+  io_uring_prep_send(sqe, o->s->fd, o->buf + o->off, o->len - o->off, MSG_NOSIGNAL);
+  o->busy = true;
+  o->loop->io_watchers++;
+  return true;
+}
+
+static void send_done(struct cio__poll_op *op, int res) {
+  struct sendop *o = CIO__CONTAINER_OF(op, struct sendop, op);
+  o->busy = false;
+  o->loop->io_watchers--;
+  cio_stream *s = o->s;
+  if (!s) {
+    cio__leftover_del(o->loop, &o->left);
+    sendop_free(o);
+    return;
+  }
+  if (s->fd < 0 || s->werr) { /* closed, aborted or broken meanwhile */
+    o->off = o->len = 0;
+    return;
+  }
+  if (res < 0 && res != -EAGAIN && res != -EINTR) {
+    o->off = o->len = 0;
+    broken(s, res);
+    return;
+  }
+  if (res > 0) {
+    o->off += (size_t)res;
+    s->wflight -= (size_t)res;
+  }
+  if (o->off < o->len) {
+    if (s->paused && queued(s) <= s->low) unpause(s);
+    if (sendop_submit(o)) return;
+    /* No ring entry: put the rest back in front of the queue. */
+    size_t rest = o->len - o->off;
+    if (grow_wbuf_front(s, rest) < 0) {
+      o->off = o->len = 0;
+      broken(s, -ENOMEM);
+      return;
+    }
+    memcpy(s->wbuf + s->wstart, o->buf + o->off, rest);
+    s->wflight = 0;
+    o->off = o->len = 0;
+  } else {
+    o->off = o->len = 0;
+    if (o->cap > WBUF_KEEP) {
+      free(o->buf);
+      o->buf = NULL;
+      o->cap = 0;
+    }
+  }
+  flush(s); /* the next batch, or flushed() */
+}
+
+/* Hand the queue to the kernel as one send. false: no ring entry (the
+ * queue stays; flush the readiness way). */
+static bool submit_send(cio_stream *s) {
+  struct sendop *o = s->sop;
+  if (!o) {
+    o = calloc(1, sizeof *o);
+    if (!o) return false;
+    o->op.done = send_done;
+    o->left.release = sendop_release_left;
+    o->s = s;
+    o->loop = s->loop;
+    s->sop = o;
+  }
+  char *b = o->buf;
+  size_t cap = o->cap;
+  o->buf = s->wbuf;
+  o->cap = s->wcap;
+  o->off = s->wstart;
+  o->len = s->wend;
+  s->wbuf = b;
+  s->wcap = cap;
+  s->wstart = s->wend = 0;
+  s->wflight = o->len - o->off;
+  if (sendop_submit(o)) return true;
+  /* Undo. */
+  s->wbuf = o->buf;
+  s->wcap = o->cap;
+  s->wstart = o->off;
+  s->wend = o->len;
+  o->buf = b;
+  o->cap = cap;
+  o->off = o->len = 0;
+  s->wflight = 0;
+  return false;
+}
+#endif
+
 static void drop_rbuf(cio_stream *s) {
   free(s->rbuf);
   s->rbuf = NULL;
@@ -233,6 +391,10 @@ static void close_fd(cio_stream *s) {
   }
   if (s->fd < 0) return;
   stop_flushing(s);
+#ifdef CIO_HAVE_URING
+  if (s->sop && s->sop->busy) cio__uring_cancel(&s->loop->poller, &s->sop->op);
+#endif
+  s->wflight = 0;
   if (s->transport && s->transport->ops->close) s->transport->ops->close(s->transport);
   else cio_fd_close(s->fd); /* wakes a reader waiting on it with -EBADF */
   s->fd = -1;
@@ -252,6 +414,9 @@ void cio_stream_free(cio_stream *s) {
   s->transport = NULL;
   drop_rbuf(s);
   drop_wbuf(s);
+#ifdef CIO_HAVE_URING
+  sendop_release(s);
+#endif
   cio_event_destroy(&s->drain_ev);
   cio_event_destroy(&s->empty_ev);
   cio_event_destroy(&s->closed_ev);
@@ -326,6 +491,23 @@ static int wait_fd(cio_stream *s, struct cio_task *t, unsigned want, const char 
 
 /* ---- the reading core ------------------------------------------------------------- */
 
+#ifdef CIO_HAVE_URING
+/* A read through the fd's multishot receive (src/io.h): > 0, 0 at EOF
+ * (s->eof set), an error (connection errors sticky in s->rerr), or -EAGAIN
+ * when it cannot be used now (then read the readiness way). Suspends. */
+static ssize_t ms_read(cio_stream *s, struct cio_task *t, void *buf, size_t n, const char *who) {
+  ssize_t r = cio__fd_recv_ms(t, s->fd, buf, n, who);
+  if (r > 0 || r == -EAGAIN) return r;
+  if (r == 0 || (r == -EBADF && s->fd < 0)) { /* EOF, or closed under us */
+    s->eof = true;
+    return 0;
+  }
+  if (r == -ECANCELED || r == -EBADF || r == -EBUSY) return r; /* message set */
+  s->rerr = (int)r;
+  return cio__fail((int)r, "cio_stream read(fd %d): %s", s->fd, strerror((int)-r));
+}
+#endif
+
 /* Make room for at least `room` more bytes after rend, compacting (only here:
  * at the start of a reading call or inside one) or growing. */
 static int reserve(cio_stream *s, size_t room) {
@@ -368,9 +550,14 @@ static ssize_t fill(cio_stream *s, struct cio_task *t, size_t room, const char *
   if (rc < 0) return rc;
   if ((rc = cio__coop(t)) < 0) return rc;
 #ifdef CIO_HAVE_URING
-  /* On io_uring a socket's receive that would block goes to the kernel
-   * with the buffer (no readiness event, no second recv per message). */
+  /* On io_uring a socket's data arrives through its multishot receive
+   * (no submission, no system call per receive). */
   bool kernel = !s->transport && s->is_sock && cio__fd_kernel_reads(s->loop);
+  if (kernel) {
+    ssize_t n = ms_read(s, t, s->rbuf + s->rend, s->rcap - s->rend, who);
+    if (n > 0) s->rend += (size_t)n;
+    if (n != -EAGAIN) return n;
+  }
 #else
   const bool kernel = false;
 #endif
@@ -452,6 +639,11 @@ static ssize_t do_read(cio_stream *s, void *buf, size_t n) {
       /* Nothing buffered: straight into the caller's buffer (nothing can be
        * lost: a cancelled wait has read nothing). */
       if ((r = cio__coop(t)) < 0) goto out;
+#ifdef CIO_HAVE_URING
+      if (!s->transport && s->is_sock && cio__fd_kernel_reads(s->loop) &&
+          (r = ms_read(s, t, buf, n, who)) != -EAGAIN)
+        goto out;
+#endif
       if (!s->transport && (r = cio__fd_wait_unless_ready(t, s->fd, who)) < 0) goto badf;
       for (;;) {
         unsigned want = CIO__POLL_IN;
@@ -792,6 +984,7 @@ static void on_retry(void *arg);
 static void broken(cio_stream *s, int err) {
   if (!s->werr) s->werr = err;
   s->wstart = s->wend = 0;
+  s->wflight = 0; /* an io_uring send still in flight ends unheeded */
   stop_flushing(s);
   unpause(s);
   cio_event_set(&s->empty_ev);
@@ -888,8 +1081,18 @@ static void arm_flush(cio_stream *s, unsigned want) {
 
 /* Send from the queue until it is empty or the kernel is full. */
 static void flush(cio_stream *s) {
-  while (queued(s)) {
-    struct iovec iov = {s->wbuf + s->wstart, queued(s)};
+#ifdef CIO_HAVE_URING
+  if (s->sop && s->sop->busy) return; /* its completion goes on */
+  if (wqueued(s) && kernel_sends(s) && submit_send(s)) {
+    if (s->cb_armed) {
+      cio_remove_writer(s->loop, s->fd);
+      s->cb_armed = false;
+    }
+    return;
+  }
+#endif
+  while (wqueued(s)) {
+    struct iovec iov = {s->wbuf + s->wstart, wqueued(s)};
     unsigned want = CIO__POLL_OUT;
     ssize_t r = raw_writev(s, &iov, 1, &want);
     if (r == -EAGAIN) {
@@ -934,7 +1137,7 @@ static int write_check(cio_stream *s, const char *who) {
 }
 
 static int grow_wbuf(cio_stream *s, size_t more) {
-  size_t have = queued(s);
+  size_t have = wqueued(s);
   if (s->wstart && (s->wcap - s->wend < more)) {
     memmove(s->wbuf, s->wbuf + s->wstart, have);
     s->wstart = 0;
@@ -953,6 +1156,30 @@ static int grow_wbuf(cio_stream *s, size_t more) {
   return 0;
 }
 
+#ifdef CIO_HAVE_URING
+/* Make room for n bytes in front of the queue: on return they are
+ * [wstart, wstart + n). */
+static int grow_wbuf_front(cio_stream *s, size_t n) {
+  if (s->wstart >= n) {
+    s->wstart -= n;
+    return 0;
+  }
+  size_t have = wqueued(s);
+  if (have + n > s->wcap) {
+    size_t cap = s->wcap ? s->wcap : 16384;
+    while (cap < have + n) cap *= 2;
+    char *nb = realloc(s->wbuf, cap);
+    if (!nb) return -ENOMEM;
+    s->wbuf = nb;
+    s->wcap = cap;
+  }
+  memmove(s->wbuf + n, s->wbuf + s->wstart, have);
+  s->wstart = 0;
+  s->wend = have + n;
+  return 0;
+}
+#endif
+
 static int write_iov(cio_stream *s, const struct iovec *iov, int cnt, const char *who) {
   int rc = write_check(s, who);
   if (rc < 0) return rc;
@@ -967,7 +1194,12 @@ static int write_iov(cio_stream *s, const struct iovec *iov, int cnt, const char
   if (!bind_loop(s)) return cio__fail(CIO_ENOTRUNNING, "%s: no running event loop", who);
   size_t done = 0;
   unsigned want = CIO__POLL_OUT;
-  if (!queued(s)) {
+#ifdef CIO_HAVE_URING
+  bool batched = kernel_sends(s);
+#else
+  const bool batched = false;
+#endif
+  if (!queued(s) && !batched) {
     ssize_t r = raw_writev(s, iov, cnt > IOV_MAX ? IOV_MAX : cnt, &want);
     if (r == -EAGAIN) {
       r = 0;
@@ -998,6 +1230,13 @@ static int write_iov(cio_stream *s, const struct iovec *iov, int cnt, const char
     s->paused = true;
     cio_event_clear(&s->drain_ev);
   }
+#ifdef CIO_HAVE_URING
+  if (batched) {
+    /* The send goes to the kernel with the loop's next io_uring_enter. */
+    if (!(s->sop && s->sop->busy)) flush(s);
+    return 0;
+  }
+#endif
   if (!s->cb_armed && !s->retry) arm_flush(s, done || !s->transport ? CIO__POLL_OUT : want);
   return 0;
 }
@@ -1196,6 +1435,19 @@ int cio_stream_start_tls(cio_stream *s, struct cio_tls_context *ctx,
   if (s->fd < 0) return cio__fail(-EBADF, "%s: the stream is closed", who);
   s->reading = true; /* no read may start during the handshake */
   rc = cio__stream_flush(s);
+#ifdef CIO_HAVE_URING
+  /* TLS reads the fd itself: end the multishot receive, and keep what it
+   * had queued in the buffer (the handshake takes it from there). */
+  if (rc == 0 && s->loop && cio__fd_kernel_reads(s->loop) &&
+      (rc = cio__fd_recv_ms_stop(t, s->fd)) == 0) {
+    for (;;) {
+      if ((rc = reserve(s, 4096)) < 0) break;
+      size_t n = cio__fd_recv_ms_take(s->loop, s->fd, s->rbuf + s->rend, s->rcap - s->rend);
+      if (!n) break;
+      s->rend += n;
+    }
+  }
+#endif
   if (rc == 0) rc = cio__stream_secure(s, ctx, server_hostname, false);
   s->reading = false;
   return rc;
