@@ -660,6 +660,7 @@ struct msr {
   struct msr *prev, *next; /* iostate's list */
   bool armed;            /* the request is in the kernel */
   bool stopping;         /* a cancel was submitted */
+  bool accept;           /* a multishot accept: the chunks' len is an accepted fd */
   int8_t kind;           /* 1: a stream socket, -1: not, 0: not known yet */
   bool has_fin;          /* `fin` follows the queued data */
   int fin;               /* 0 (EOF) or -errno */
@@ -682,8 +683,10 @@ static void msr_free_all(struct iostate *io) {
 
 #ifdef CIO_HAVE_URING
 static void msr_drop_queue(struct msr *m, cio_loop *loop) {
-  for (; m->qlen; m->qlen--, m->qhead = (m->qhead + 1) % m->qcap)
-    cio__uring_buf_put(&loop->poller, m->q[m->qhead].bid);
+  for (; m->qlen; m->qlen--, m->qhead = (m->qhead + 1) % m->qcap) {
+    if (m->accept) close((int)m->q[m->qhead].len); /* never handed out */
+    else cio__uring_buf_put(&loop->poller, m->q[m->qhead].bid);
+  }
   m->qhead = 0;
   m->has_fin = false;
 }
@@ -693,6 +696,7 @@ static void msr_kill(struct fdrec *r) {
   if (!m) return;
   msr_drop_queue(m, r->loop);
   m->kind = 0;
+  if (!m->armed) m->accept = false;
   if (m->armed) {
     /* The request holds the file: withdraw it, and let the record go with
      * its last completion. */
@@ -727,6 +731,28 @@ static void msr_done(struct cio__poll_op *op, int res) {
     m->stopping = false;
   }
   struct fdrec *r = m->r;
+  if (m->accept) {
+    if (res >= 0 && (!r || !msr_push(m, 0, (unsigned)res))) close(res);
+    if (res < 0 && res != -ECANCELED && r) {
+      m->has_fin = true; /* the next accept goes the readiness way, with its policy */
+      m->fin = res;
+    }
+    if (!r) {
+      if (!m->armed) msr_unlink_free(m);
+      return;
+    }
+    /* Accepted but not taken: let the listen backlog hold the rest. */
+    if (m->armed && !m->stopping && m->qlen >= 64) {
+      m->stopping = true;
+      cio__uring_cancel(&r->loop->poller, &m->op);
+    }
+    struct slot *s = &r->rd;
+    if (s->kind == SLOT_TASK && s->fut->state == CIO__PENDING) {
+      cio__future_complete(s->fut, CIO__RESULT, 0, NULL, NULL, false);
+      slot_clear(r->loop, s);
+    }
+    return;
+  }
   if (!r) {
     /* Orphaned: nobody will read this. */
     if (flags & IORING_CQE_F_BUFFER)
@@ -826,6 +852,7 @@ ssize_t cio__fd_recv_ms(struct cio_task *t, int fd, void *buf, size_t len, const
   for (;;) {
     struct msr *m = msr_get(r);
     if (!m) return -EAGAIN; /* out of memory: readiness, as on epoll */
+    if (m->accept) return -EAGAIN; /* a listening socket */
     if (m->qlen) return (ssize_t)msr_copy(m, loop, buf, len);
     if (m->has_fin) {
       m->has_fin = false;
@@ -847,6 +874,45 @@ ssize_t cio__fd_recv_ms(struct cio_task *t, int fd, void *buf, size_t len, const
       io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
       sqe->flags |= IOSQE_BUFFER_SELECT;
       sqe->buf_group = CIO__URING_BGID;
+      m->armed = true;
+    }
+    if ((rc = msr_wait(t, r)) < 0) return rc;
+  }
+}
+
+int cio__fd_accept_ms(struct cio_task *t, int fd, const char *who) {
+  cio_loop *loop = t->fut.loop;
+  if (!cio__fd_kernel_reads(loop)) return -EAGAIN;
+  struct fdrec *r;
+  int rc = rec_get(loop, fd, &r, who);
+  if (rc < 0) return rc;
+  if (r->rd.kind != SLOT_NONE)
+    return cio__fail(-EBUSY, "%s(fd %d): %s already waits to read this fd in this loop", who, fd,
+                     r->rd.kind == SLOT_CALLBACK ? "a callback" : "another task");
+  if ((rc = cio__coop(t)) < 0) return rc;
+  for (;;) {
+    struct msr *m = msr_get(r);
+    if (!m) return -EAGAIN;
+    if (!m->accept) {
+      if (m->qlen || m->armed) return -EAGAIN; /* it was read as a stream */
+      m->accept = true;
+      m->has_fin = false;
+    }
+    if (m->qlen) {
+      int c = (int)m->q[m->qhead].len;
+      m->qhead = (m->qhead + 1) % m->qcap;
+      m->qlen--;
+      cio__fd_fresh(loop, c);
+      return c;
+    }
+    if (m->has_fin) {
+      m->has_fin = false;
+      return -EAGAIN;
+    }
+    if (!m->armed) {
+      struct io_uring_sqe *sqe = cio__uring_sqe(&loop->poller, &m->op);
+      if (!sqe) return -EAGAIN;
+      io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
       m->armed = true;
     }
     if ((rc = msr_wait(t, r)) < 0) return rc;

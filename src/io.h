@@ -108,6 +108,14 @@ ssize_t cio__fd_recv_kernel(struct cio_task *t, int fd, void *buf, size_t len, c
  * no ring entry or buffers): then read it the readiness way; the queue is
  * empty and no request is armed, so that keeps the order. */
 ssize_t cio__fd_recv_ms(struct cio_task *t, int fd, void *buf, size_t len, const char *who);
+/* The next connection of listening socket fd from its multishot accept
+ * (armed on first use, kept in the kernel between calls; connections it
+ * accepted meanwhile are queued, at most 64, and closed if the fd is closed
+ * with cio_fd_close). Suspends. Returns the new fd (non-blocking,
+ * close-on-exec), -ECANCELED / -EBADF / -EBUSY (message set), or -EAGAIN
+ * when it cannot be used now or the kernel reported an accept error: then
+ * accept the readiness way (cio_sock_accept), which has the error policy. */
+int cio__fd_accept_ms(struct cio_task *t, int fd, const char *who);
 /* Withdraw fd's multishot receive and wait (suspending) until the kernel
  * has let go of it; data already queued stays (take it with
  * cio__fd_recv_ms_take before reading fd directly). 0 or -ECANCELED. */

@@ -96,7 +96,9 @@ bool cio__uring_sends(const struct cio__poller *p);
  * (flags >> IORING_CQE_BUFFER_SHIFT): its bytes are at cio__uring_buf(p,
  * bid) until cio__uring_buf_put(p, bid) hands it back to the kernel. The
  * count and size come from CIO_URING_BUFS (a power of two, 1..32768,
- * default 512) and CIO_URING_BUF_SIZE (default 8192). */
+ * default 2048) and CIO_URING_BUF_SIZE (default 2048): 4 MiB, touched as
+ * used. Fewer buffers than busy connections make receives run out (and fall
+ * back), which costs more than the memory. */
 #define CIO__URING_BGID 7
 bool cio__uring_bufs_ready(struct cio__poller *p);
 void *cio__uring_buf(struct cio__poller *p, unsigned bid);

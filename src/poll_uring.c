@@ -44,7 +44,11 @@
 #define GEN_MASK 3u
 #define PTR_MASK (~(uint64_t)15)
 
-#define RING_ENTRIES 256
+#define RING_ENTRIES 1024
+/* Completions can outnumber submissions many times over (multishot
+ * receives, a send and a receive per connection and pass): a completion
+ * queue that overflows makes the kernel keep the rest on a slow list. */
+#define CQ_ENTRIES 16384
 #define BATCH 64
 
 struct cio__uring {
@@ -144,10 +148,12 @@ int cio__uring_init(struct cio__poller *p) {
   if (setup_refused()) return -ENOSYS;
   struct cio__uring *u = calloc(1, sizeof *u);
   if (!u) return -ENOMEM;
-  struct io_uring_params params = {.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG};
+  struct io_uring_params params = {.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+                                            IORING_SETUP_CQSIZE,
+                                   .cq_entries = CQ_ENTRIES};
   int rc = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &params);
   if (rc == -EINVAL) { /* before Linux 5.19 */
-    struct io_uring_params plain = {0};
+    struct io_uring_params plain = {.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_ENTRIES};
     rc = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &plain);
   }
   if (rc < 0) {
@@ -294,7 +300,7 @@ int cio__uring_wait(struct cio__poller *p, int64_t timeout_ns, bool *woken) {
   }
   if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) return rc;
   int fired = 0;
-  for (int round = 0; round < 4; round++) {
+  for (int round = 0; round < CQ_ENTRIES / BATCH; round++) {
     struct io_uring_cqe *cqes[BATCH];
     unsigned n = io_uring_peek_batch_cqe(ring, cqes, BATCH);
     if (!n) break;
@@ -348,9 +354,9 @@ bool cio__uring_bufs_ready(struct cio__poller *p) {
   struct cio__uring *u = p->uring;
   if (u->bufs_tried) return u->bufs_ok;
   u->bufs_tried = true;
-  unsigned n = env_uint("CIO_URING_BUFS", 512, 1, 32768);
-  if (n & (n - 1)) n = 512; /* a power of two */
-  unsigned size = env_uint("CIO_URING_BUF_SIZE", 8192, 64, 1u << 20);
+  unsigned n = env_uint("CIO_URING_BUFS", 2048, 1, 32768);
+  if (n & (n - 1)) n = 2048; /* a power of two */
+  unsigned size = env_uint("CIO_URING_BUF_SIZE", 2048, 64, 1u << 20);
   size_t ringsz = n * sizeof(struct io_uring_buf);
   void *br = mmap(NULL, ringsz, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (br == MAP_FAILED) return false;

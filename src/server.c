@@ -386,7 +386,13 @@ static int acceptor_main(void *arg, void **result) {
    * first step would never run its body, and its stream would leak). */
   cio_task_options eager = {.eager_start = true, .stack_size = srv->opts.handler_stack_size};
   for (;;) {
+#ifdef CIO_HAVE_URING
+    /* io_uring: one multishot accept in the kernel, no call per connection. */
+    int fd = cio__fd_accept_ms(cio__current(), a->fd, "cio_start_server");
+    if (fd == -EAGAIN) fd = cio_sock_accept(a->fd, NULL, NULL);
+#else
     int fd = cio_sock_accept(a->fd, NULL, NULL);
+#endif
     if (fd < 0) {
       if (fd == -ECANCELED || fd == -EBADF || srv->closed) break;
       report(srv, cio_current_task(), fd, "accept failed (cio_start_server)");

@@ -1054,6 +1054,9 @@ static void flushed(cio_stream *s) {
 
 static void arm_flush(cio_stream *s, unsigned want) {
   if (s->fd < 0) return;
+#ifdef CIO_HAVE_URING
+  if (s->sop && s->sop->busy) return; /* the send's completion flushes on */
+#endif
   if (want == CIO__POLL_IN) {
     /* A transport that must read before it can write (rare): poll. */
     if (s->cb_armed) {
