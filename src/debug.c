@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -458,19 +459,38 @@ void cio__debug_loop_freeing(cio_loop *loop) {
 
 /* ---- frame-pointer stacks ------------------------------------------------------------------ */
 
-__attribute__((no_sanitize("address", "thread"))) int cio__fp_walk(uintptr_t fp, uintptr_t pc,
-                                                                   uintptr_t lo, uintptr_t hi,
-                                                                   uintptr_t *pcs, int max) {
+/* The stack being walked: read in place, or a copy of the words [base, hi)
+ * taken from another thread with process_vm_readv (a stack that changed or
+ * went away meanwhile gives a short copy, never a fault: the watchdog runs
+ * with every signal blocked, and a fault there would kill the process). */
+struct stackview {
+  uintptr_t lo, hi;
+  const uintptr_t *copy; /* NULL: in place */
+  uintptr_t base;
+};
+
+__attribute__((no_sanitize("address", "thread"))) static uintptr_t
+word(const struct stackview *v, uintptr_t a) {
+  return v->copy ? v->copy[(a - v->base) / sizeof(uintptr_t)] : *(const uintptr_t *)a;
+}
+
+__attribute__((no_sanitize("address", "thread"))) static int
+fp_walk(const struct stackview *v, uintptr_t fp, uintptr_t pc, uintptr_t *pcs, int max) {
   int n = 0;
   while (n < max && pc) {
     pcs[n++] = pc;
-    if (fp < lo || fp + 2 * sizeof(uintptr_t) > hi || fp % sizeof(uintptr_t)) break;
-    const uintptr_t *frame = (const uintptr_t *)fp;
-    pc = frame[1];
-    if (frame[0] <= fp) break; /* frames grow upwards: anything else ends the chain */
-    fp = frame[0];
+    if (fp < v->lo || fp + 2 * sizeof(uintptr_t) > v->hi || fp % sizeof(uintptr_t)) break;
+    uintptr_t up = word(v, fp);
+    pc = word(v, fp + sizeof(uintptr_t));
+    if (up <= fp) break; /* frames grow upwards: anything else ends the chain */
+    fp = up;
   }
   return n;
+}
+
+int cio__fp_walk(uintptr_t fp, uintptr_t pc, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int max) {
+  struct stackview v = {lo, hi, NULL, 0};
+  return fp_walk(&v, fp, pc, pcs, max);
 }
 
 int cio__task_frames(const struct cio_task *t, uintptr_t *pcs, int max) {
@@ -535,22 +555,22 @@ static void put_u32(char *buf, size_t cap, uint32_t v) { /* async-signal-safe "T
  * dladdr resolves to code between sp and that record are taken as return
  * addresses too (they usually are: the libc calls in between). */
 __attribute__((no_sanitize("address", "thread"))) static int
-scan_frames(uintptr_t sp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int max, bool named) {
+scan_frames(const struct stackview *sv, uintptr_t sp, uintptr_t *pcs, int max, bool named) {
+  uintptr_t lo = sv->lo, hi = sv->hi;
   if (sp < lo || sp >= hi || max <= 0) return 0;
   uintptr_t end = sp + 16384 < hi ? sp + 16384 : hi;
   int n = 0;
   for (uintptr_t a = (sp + 7) & ~(uintptr_t)7; a + 16 <= end; a += 8) {
-    const uintptr_t *w = (const uintptr_t *)a;
-    uintptr_t v = w[0], ret = w[1];
+    uintptr_t v = word(sv, a), ret = word(sv, a + 8);
     bool code = ret >= 4096 && !(ret >= lo && ret < hi);
     if (named && code) {
       Dl_info info;
       code = dladdr((void *)(ret - 1), &info) && info.dli_fname;
     }
     if (v > a && v + 16 <= hi && v % 8 == 0 && code) {
-      uintptr_t next = ((const uintptr_t *)v)[0];
+      uintptr_t next = word(sv, v);
       if (next == 0 || (next > v && next + 16 <= hi))
-        return n + cio__fp_walk(v, ret, lo, hi, pcs + n, max - n);
+        return n + fp_walk(sv, v, ret, pcs + n, max - n);
     }
     if (named && n < 6 && v >= 4096 && !(v >= lo && v < hi)) {
       Dl_info info;
@@ -608,8 +628,9 @@ static void stall_handler(int sig, siginfo_t *si, void *ucv) {
   }
   /* The interrupted function itself may not have set up its frame yet:
    * its pc comes first either way. */
-  d->cap_n = pc ? cio__fp_walk(fp, pc, lo, hi, d->cap_pcs, STALL_FRAMES) : 0;
-  if (d->cap_n == 1) d->cap_n += scan_frames(sp, lo, hi, d->cap_pcs + 1, STALL_FRAMES - 1, false);
+  struct stackview v = {lo, hi, NULL, 0};
+  d->cap_n = pc ? fp_walk(&v, fp, pc, d->cap_pcs, STALL_FRAMES) : 0;
+  if (d->cap_n == 1) d->cap_n += scan_frames(&v, sp, d->cap_pcs + 1, STALL_FRAMES - 1, false);
   atomic_store_explicit(&d->cap_state, 3, memory_order_release);
   errno = saved_errno;
 }
@@ -625,6 +646,8 @@ static bool stall_handler_installed(void) {
     sa.sa_sigaction = stall_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     sigfillset(&sa.sa_mask);
+    sigdelset(&sa.sa_mask, SIGSEGV); /* a fault here must reach its handler */
+    sigdelset(&sa.sa_mask, SIGBUS);
     if (sigaction(sig, &sa, NULL) == 0) {
       atomic_store(&stall_handler_state, 1);
       return true;
@@ -664,22 +687,37 @@ static bool blocked_in_syscall(int tid, uintptr_t *sp, uintptr_t *pc) {
   return true;
 }
 
+/* Copy n bytes of this process's memory at src without the risk of a fault:
+ * the loop thread may free or unmap what the watchdog is reading. Returns
+ * the bytes copied (short at an unmapped page; 0 when the kernel refuses). */
+static size_t peek(void *dst, const void *src, size_t n) {
+  struct iovec local = {dst, n}, remote = {(void *)src, n};
+  ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+  return r > 0 ? (size_t)r : 0;
+}
+
 /* The blocked loop thread's task and stack, read from the watchdog while
- * that thread sits in a system call. */
-__attribute__((no_sanitize("address", "thread"))) static bool
-take_blocked(struct cio__debug *d, uintptr_t sp, uintptr_t pc) {
+ * that thread sits in a system call (or has just left it: everything is
+ * read with peek). */
+static bool take_blocked(struct cio__debug *d, uintptr_t sp, uintptr_t pc) {
   cio_loop *loop = d->loop;
-  struct cio_task *t = __atomic_load_n((struct cio_task **)&loop->current, __ATOMIC_ACQUIRE);
+  struct cio_task *tp = __atomic_load_n((struct cio_task **)&loop->current, __ATOMIC_ACQUIRE);
+  struct cio_task t;
+  struct cio__stack st;
   uintptr_t lo, hi;
   d->cap_name[0] = 0;
-  if (t && t->tstate == CIO__T_RUNNING && t->u.run.stack) {
-    lo = (uintptr_t)t->u.run.stack->lo;
-    hi = lo + t->u.run.stack->size;
-    if (t->cold && t->cold->name) {
-      snprintf(d->cap_name, sizeof d->cap_name, "%s", t->cold->name);
-    } else {
+  if (tp && peek(&t, tp, sizeof t) == sizeof t && t.tstate == CIO__T_RUNNING && t.u.run.stack &&
+      peek(&st, t.u.run.stack, sizeof st) == sizeof st) {
+    lo = (uintptr_t)st.lo;
+    hi = lo + st.size;
+    struct cio__task_cold cold;
+    size_t got = 0;
+    if (t.cold && peek(&cold, t.cold, sizeof cold) == sizeof cold && cold.name)
+      got = peek(d->cap_name, cold.name, sizeof d->cap_name - 1);
+    d->cap_name[got] = 0;
+    if (!d->cap_name[0]) {
       memcpy(d->cap_name, "Task-", 6);
-      put_u32(d->cap_name, sizeof d->cap_name, t->id);
+      put_u32(d->cap_name, sizeof d->cap_name, t.id);
     }
     d->cap_task = true;
   } else {
@@ -687,8 +725,14 @@ take_blocked(struct cio__debug *d, uintptr_t sp, uintptr_t pc) {
     hi = lo + loop->thread_stack_size;
     d->cap_task = false;
   }
+  /* The 16 KiB above sp, copied (the watchdog holds wd_lock: one copy). */
+  static uintptr_t window[16384 / sizeof(uintptr_t)];
+  uintptr_t base = sp & ~(uintptr_t)7;
+  size_t want = base >= lo && base < hi ? (hi - base < sizeof window ? hi - base : sizeof window) : 0;
+  size_t got = want ? peek(window, (const void *)base, want) & ~(sizeof(uintptr_t) - 1) : 0;
+  struct stackview v = {base, base + got, window, base};
   d->cap_pcs[0] = pc;
-  d->cap_n = 1 + scan_frames(sp, lo, hi, d->cap_pcs + 1, STALL_FRAMES - 1, true);
+  d->cap_n = 1 + (got ? scan_frames(&v, base, d->cap_pcs + 1, STALL_FRAMES - 1, true) : 0);
   return true;
 }
 
@@ -758,6 +802,12 @@ static void wd_wait(int64_t ns) {
 }
 
 static void *wd_main(void *arg) {
+  /* The faults stay deliverable (a blocked SIGSEGV kills without a word). */
+  sigset_t faults;
+  sigemptyset(&faults);
+  sigaddset(&faults, SIGSEGV);
+  sigaddset(&faults, SIGBUS);
+  pthread_sigmask(SIG_UNBLOCK, &faults, NULL);
   (void)arg;
   pthread_mutex_lock(&wd_lock);
   for (;;) {
