@@ -188,11 +188,15 @@ static int map_failure(const char *what, size_t bytes) {
                    strerror(err));
 }
 
-static void unmap_chunk(struct cio__stack_chunk *c) {
-  UNMAP(c->base, c->bytes);
+static void forget_chunk(struct cio__stack_chunk *c) {
   if (c->method == CIO__GUARD_MPROTECT)
     atomic_fetch_sub_explicit(&guard_maps_used, 2 * (long)c->nstacks, memory_order_relaxed);
   free(c);
+}
+
+static void unmap_chunk(struct cio__stack_chunk *c) {
+  UNMAP(c->base, c->bytes);
+  forget_chunk(c);
 }
 
 /* One process_madvise for the whole chunk where the kernel allows it (6.15+
@@ -327,12 +331,28 @@ static void canaries_on_use(struct cio__stack_chunk *c, struct cio__stack *s) {
 }
 
 void cio__stack_pool_destroy(struct cio__stack_pool *pool) {
+  /* Reservations mapped one after the other usually sit side by side (the
+   * kernel maps downwards): unmap each such run with one call, which spares
+   * a system call and a TLB flush per reservation (a burst of 100,000 tasks
+   * leaves about 1,600). */
+  char *lo = NULL, *hi = NULL;
   struct cio__stack_chunk *c = pool->chunks;
   while (c) {
     struct cio__stack_chunk *next = c->next;
-    unmap_chunk(c);
+    char *b = c->base, *e = b + c->bytes;
+    if (lo && e == lo) {
+      lo = b;
+    } else if (lo && b == hi) {
+      hi = e;
+    } else {
+      if (lo) UNMAP(lo, (size_t)(hi - lo));
+      lo = b;
+      hi = e;
+    }
+    forget_chunk(c);
     c = next;
   }
+  if (lo) UNMAP(lo, (size_t)(hi - lo));
   pool->chunks = NULL;
   pool->carving = NULL;
   pool->free_list = NULL;

@@ -1,5 +1,6 @@
 /* Layer 2: the stack pool. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -48,6 +49,47 @@ static void many_stacks_share_few_mappings(void **state) {
   for (int i = 0; i < N; i++) cio__stack_put(&pool, s[i]);
   free(s);
   cio__stack_pool_destroy(&pool);
+}
+
+/* Destroying a pool unmaps every reservation (side by side ones with one
+ * call), and nothing else: a mapping of ours next to them survives. */
+static bool mapped(const void *p) {
+  unsigned char v;
+  return mincore((void *)((uintptr_t)p & ~(uintptr_t)4095), 4096, &v) == 0;
+}
+
+static void destroy_unmaps_every_reservation(void **state) {
+  (void)state;
+  struct cio__stack_pool pool;
+  cio__stack_pool_init(&pool, 16 * 1024);
+  enum { N = 700 }; /* reservations of 4, 8, 16, 32, then 64 stacks */
+  struct cio__stack **s = malloc(N * sizeof *s);
+  for (int i = 0; i < N; i++) assert_code(cio__stack_get(&pool, 0, &s[i]), 0);
+  /* A neighbour: a page mapped right below the lowest reservation. */
+  char *lowest = s[0]->lo;
+  for (int i = 1; i < N; i++)
+    if ((char *)s[i]->lo < lowest) lowest = s[i]->lo;
+  lowest -= CIO__STACK_GUARD; /* the reservation starts with the lowest stack's guard */
+  char *below = MAP_FAILED;
+  if (cio__stack_guard_method() != CIO__GUARD_CANARY)
+    below = mmap(lowest - 4096, 4096, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  bool have_below = below != MAP_FAILED && below == lowest - 4096;
+  if (have_below) *below = 1;
+  void **lo = malloc(N * sizeof *lo); /* the records go with the pool */
+  for (int i = 0; i < N; i++) {
+    lo[i] = s[i]->lo;
+    assert_true(mapped(lo[i]));
+  }
+  cio__stack_pool_destroy(&pool);
+  for (int i = 0; i < N; i++) assert_false(mapped(lo[i]));
+  free(lo);
+  if (have_below) {
+    assert_true(mapped(below));
+    assert_int_equal(*below, 1);
+    munmap(below, 4096);
+  }
+  free(s);
 }
 
 static void odd_sizes_round_to_pages(void **state) {
@@ -471,6 +513,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(stacks_are_reused),
       cmocka_unit_test(many_stacks_share_few_mappings),
+      cmocka_unit_test(destroy_unmaps_every_reservation),
       cmocka_unit_test(odd_sizes_round_to_pages),
       cmocka_unit_test(guard_page_faults),
       cmocka_unit_test(large_frames_abort_naming_the_task),
