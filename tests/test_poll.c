@@ -423,14 +423,8 @@ static int echo_client(void *arg, void **result) {
   return 0;
 }
 
-static int echo_main(void *arg, void **result) {
-  (void)result;
-  struct echo_run *run = arg;
-  CHECK(strcmp(cio_loop_backend(cur_loop()), "io_uring") == 0);
-  cio_stream_opts opts = {.backlog = 4096};
-  cio_server *srv;
-  CHECK_RC(cio_start_server(echo_handler, NULL, "127.0.0.1", "0", &opts, &srv), 0);
-  run->port = cio_server_port(srv);
+/* Run run->conns echo clients (tasks) against run->port to the end. */
+static int run_clients(struct echo_run *run) {
   cio_event_init(&run->all_in);
   cio_semaphore_init(&run->connecting, 128);
   struct echo_client *cs = calloc((size_t)run->conns, sizeof *cs);
@@ -448,10 +442,22 @@ static int echo_main(void *arg, void **result) {
   }
   free(ts);
   free(cs);
-  CHECK_RC(cio_server_shutdown(srv, 5.0), 0);
-  cio_server_free(srv);
   cio_event_destroy(&run->all_in);
   cio_semaphore_destroy(&run->connecting);
+  return 0;
+}
+
+static int echo_main(void *arg, void **result) {
+  (void)result;
+  struct echo_run *run = arg;
+  CHECK(strcmp(cio_loop_backend(cur_loop()), "io_uring") == 0);
+  cio_stream_opts opts = {.backlog = 4096};
+  cio_server *srv;
+  CHECK_RC(cio_start_server(echo_handler, NULL, "127.0.0.1", "0", &opts, &srv), 0);
+  run->port = cio_server_port(srv);
+  CHECK_RC(run_clients(run), 0);
+  CHECK_RC(cio_server_shutdown(srv, 5.0), 0);
+  cio_server_free(srv);
   CHECK_RC(run->failed, 0);
   CHECK_RC(run->done, run->conns);
   /* Memory stays bounded: every provided buffer went back to the ring. */
@@ -482,25 +488,7 @@ static void test_provided_buffers_run_out(void **state) {
 static int clients_main(void *arg, void **result) {
   (void)result;
   struct echo_run *run = arg;
-  cio_event_init(&run->all_in);
-  cio_semaphore_init(&run->connecting, 128);
-  struct echo_client *cs = calloc((size_t)run->conns, sizeof *cs);
-  cio_task **ts = calloc((size_t)run->conns, sizeof *ts);
-  CHECK(cs && ts);
-  cio_task_options to = {.stack_size = 64 * 1024};
-  for (int i = 0; i < run->conns; i++) {
-    cs[i] = (struct echo_client){run, (uint32_t)i};
-    ts[i] = cio_create_task(echo_client, &cs[i], &to);
-    CHECK(ts[i] != NULL);
-  }
-  for (int i = 0; i < run->conns; i++) {
-    if (cio_await(ts[i], NULL)) {}
-    cio_task_unref(ts[i]);
-  }
-  free(ts);
-  free(cs);
-  cio_event_destroy(&run->all_in);
-  cio_semaphore_destroy(&run->connecting);
+  CHECK_RC(run_clients(run), 0);
   CHECK_RC(run->failed, 0);
   CHECK_RC(run->done, run->conns);
   return 0;
