@@ -259,6 +259,14 @@ static int arm(struct fdrec *r, unsigned dir, bool edge, const char *who) {
   return cio__fail(rc, "%s(fd %d): cannot watch the fd: %s", who, r->fd, strerror(-rc));
 }
 
+/* -EBUSY (with the message) when r's `dir` slot is taken, else 0. */
+static int slot_taken(const struct fdrec *r, unsigned dir, const char *who) {
+  const struct slot *s = dir == CIO__POLL_IN ? &r->rd : &r->wr;
+  if (s->kind == SLOT_NONE) return 0;
+  return cio__fail(-EBUSY, "%s(fd %d): %s already waits to %s this fd in this loop", who, r->fd,
+                   s->kind == SLOT_CALLBACK ? "a callback" : "another task", dir_verb(dir));
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 /* An event for slot s: wake its task or queue its callback. Returns whether
@@ -344,10 +352,8 @@ static int fd_wait(struct cio_task *t, int fd, unsigned dir, bool edge, const ch
   struct fdrec *r;
   int rc = rec_get(loop, fd, &r, who);
   if (rc < 0) return rc;
+  if ((rc = slot_taken(r, dir, who)) < 0) return rc;
   struct slot *s = dir == CIO__POLL_IN ? &r->rd : &r->wr;
-  if (s->kind != SLOT_NONE)
-    return cio__fail(-EBUSY, "%s(fd %d): %s already waits to %s this fd in this loop", who, fd,
-                     s->kind == SLOT_TASK ? "another task" : "a callback", dir_verb(dir));
   if ((r->ready | r->hup) & dir) {
     r->ready &= (uint8_t)~dir;
     /* An event came while nobody waited, or the last one said EOF: the
@@ -567,10 +573,8 @@ ssize_t cio__fd_kop_await(struct cio_task *t, int fd, unsigned dir, struct cio__
   struct fdrec *r;
   int rc = rec_get(t->fut.loop, fd, &r, who);
   if (rc < 0) return rc;
+  if ((rc = slot_taken(r, dir, who)) < 0) return rc;
   struct slot *s = dir == CIO__POLL_IN ? &r->rd : &r->wr;
-  if (s->kind != SLOT_NONE)
-    return cio__fail(-EBUSY, "%s(fd %d): %s already waits to %s this fd in this loop", who, fd,
-                     s->kind == SLOT_CALLBACK ? "a callback" : "another task", dir_verb(dir));
   s->kind = SLOT_KOP;
   s->kop = k;
   t->fut.loop->io_watchers++;
@@ -846,9 +850,7 @@ ssize_t cio__fd_recv_ms(struct cio_task *t, int fd, void *buf, size_t len, const
   struct fdrec *r;
   int rc = rec_get(loop, fd, &r, who);
   if (rc < 0) return rc;
-  if (r->rd.kind != SLOT_NONE)
-    return cio__fail(-EBUSY, "%s(fd %d): %s already waits to read this fd in this loop", who, fd,
-                     r->rd.kind == SLOT_CALLBACK ? "a callback" : "another task");
+  if ((rc = slot_taken(r, CIO__POLL_IN, who)) < 0) return rc;
   for (;;) {
     struct msr *m = msr_get(r);
     if (!m) return -EAGAIN; /* out of memory: readiness, as on epoll */
@@ -886,9 +888,7 @@ int cio__fd_accept_ms(struct cio_task *t, int fd, const char *who) {
   struct fdrec *r;
   int rc = rec_get(loop, fd, &r, who);
   if (rc < 0) return rc;
-  if (r->rd.kind != SLOT_NONE)
-    return cio__fail(-EBUSY, "%s(fd %d): %s already waits to read this fd in this loop", who, fd,
-                     r->rd.kind == SLOT_CALLBACK ? "a callback" : "another task");
+  if ((rc = slot_taken(r, CIO__POLL_IN, who)) < 0) return rc;
   if ((rc = cio__coop(t)) < 0) return rc;
   for (;;) {
     struct msr *m = msr_get(r);
