@@ -699,7 +699,10 @@ static size_t peek(void *dst, const void *src, size_t n) {
 /* The blocked loop thread's task and stack, read from the watchdog while
  * that thread sits in a system call (or has just left it: everything is
  * read with peek). */
-static bool take_blocked(struct cio__debug *d, uintptr_t sp, uintptr_t pc) {
+/* The loop thread's stack bounds are plain fields it sets when a run
+ * starts: read racily here, on purpose (hence no TSan). */
+__attribute__((no_sanitize("address", "thread"))) static bool
+take_blocked(struct cio__debug *d, uintptr_t sp, uintptr_t pc) {
   cio_loop *loop = d->loop;
   struct cio_task *tp = __atomic_load_n((struct cio_task **)&loop->current, __ATOMIC_ACQUIRE);
   struct cio_task t;
