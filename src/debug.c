@@ -479,7 +479,9 @@ fp_walk(const struct stackview *v, uintptr_t fp, uintptr_t pc, uintptr_t *pcs, i
   int n = 0;
   while (n < max && pc) {
     pcs[n++] = pc;
-    if (fp < v->lo || fp + 2 * sizeof(uintptr_t) > v->hi || fp % sizeof(uintptr_t)) break;
+    /* Written so that no sum can wrap (fp comes from memory: any value). */
+    if (fp < v->lo || fp >= v->hi || v->hi - fp < 2 * sizeof(uintptr_t) || fp % sizeof(uintptr_t))
+      break;
     uintptr_t up = word(v, fp);
     pc = word(v, fp + sizeof(uintptr_t));
     if (up <= fp) break; /* frames grow upwards: anything else ends the chain */
@@ -567,9 +569,9 @@ scan_frames(const struct stackview *sv, uintptr_t sp, uintptr_t *pcs, int max, b
       Dl_info info;
       code = dladdr((void *)(ret - 1), &info) && info.dli_fname;
     }
-    if (v > a && v + 16 <= hi && v % 8 == 0 && code) {
+    if (v > a && v < hi && hi - v >= 16 && v % 8 == 0 && code) {
       uintptr_t next = word(sv, v);
-      if (next == 0 || (next > v && next + 16 <= hi))
+      if (next == 0 || (next > v && next < hi && hi - next >= 16))
         return n + fp_walk(sv, v, ret, pcs + n, max - n);
     }
     if (named && n < 6 && v >= 4096 && !(v >= lo && v < hi)) {

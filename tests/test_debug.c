@@ -11,6 +11,7 @@
 
 #include "cio_test.h"
 #include "arch/switch.h" /* CIO_ASAN / CIO_TSAN */
+#include "debug.h"       /* cio__fp_walk */
 #include "error.h"       /* cio__errslot_clear */
 
 /* ---- capturing reports --------------------------------------------------------------- */
@@ -489,6 +490,32 @@ static void test_dump_on_signal(void **state) {
   signal(SIGUSR1, SIG_DFL);
 }
 
+/* The frame walker reads frame records from a stack it does not trust (a
+ * signal may land anywhere, e.g. inside posix_spawn): a saved frame pointer
+ * near the top of the address space must end the walk, not wrap the bounds
+ * check and be followed (it crashed test_process under ASan). */
+static void test_frame_walk_never_wraps(void **state) {
+  (void)state;
+  uintptr_t stack[8] = {0};
+  stack[0] = UINTPTR_MAX - 15; /* saved fp: above the stack, 16 from the top */
+  stack[1] = 0x1234;           /* return address */
+  uintptr_t pcs[8];
+  uintptr_t lo = (uintptr_t)stack, hi = (uintptr_t)(stack + 8);
+  int n = cio__fp_walk(lo, 0x1000, lo, hi, pcs, 8);
+  assert_int_equal(n, 2);
+  assert_true(pcs[0] == 0x1000 && pcs[1] == 0x1234);
+  stack[0] = UINTPTR_MAX - 7;
+  assert_int_equal(cio__fp_walk(lo, 0x1000, lo, hi, pcs, 8), 2);
+  /* A proper two-frame chain is still followed. */
+  stack[0] = (uintptr_t)(stack + 4);
+  stack[4] = (uintptr_t)(stack + 6);
+  stack[5] = 0x5678;
+  stack[6] = 0; /* the end of the chain */
+  n = cio__fp_walk(lo, 0x1000, lo, hi, pcs, 8);
+  assert_int_equal(n, 3);
+  assert_true(pcs[2] == 0x5678);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_slow_task_step),
@@ -504,6 +531,7 @@ int main(void) {
       cmocka_unit_test(test_idle_loop_is_not_a_stall),
       cmocka_unit_test(test_stall_detector_off),
       cmocka_unit_test(test_task_tree),
+      cmocka_unit_test(test_frame_walk_never_wraps),
       cmocka_unit_test(test_dump_on_signal),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
