@@ -402,22 +402,27 @@ def wait_port(port, proc, timeout=15.0):
     return False
 
 
+def echo_round_trip(s, msg):
+    """Send msg on s and read it back: None, or what went wrong."""
+    s.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        chunk = s.recv(len(msg) - len(got))
+        if not chunk:
+            return "connection closed"
+        got += chunk
+    return None if got == msg else "echoed bytes differ"
+
+
 def echo_check(port):
     """Two connections, three 64-byte messages each, echoed back exactly."""
     try:
         socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
         for i in range(3):
             for k, s in enumerate(socks):
-                msg = bytes([(i * 7 + k + j) % 251 for j in range(ECHO_SIZE)])
-                s.sendall(msg)
-                got = b""
-                while len(got) < ECHO_SIZE:
-                    chunk = s.recv(ECHO_SIZE - len(got))
-                    if not chunk:
-                        return "connection closed"
-                    got += chunk
-                if got != msg:
-                    return "echoed bytes differ"
+                err = echo_round_trip(s, bytes([(i * 7 + k + j) % 251 for j in range(ECHO_SIZE)]))
+                if err:
+                    return err
         for s in socks:
             s.close()
         return None
@@ -656,16 +661,9 @@ def tls_echo_check(port, ca):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             with ctx.wrap_socket(raw, server_hostname="localhost") as s:
                 for i in range(3):
-                    msg = bytes([(i * 7 + j) % 251 for j in range(ECHO_SIZE)])
-                    s.sendall(msg)
-                    got = b""
-                    while len(got) < ECHO_SIZE:
-                        chunk = s.recv(ECHO_SIZE - len(got))
-                        if not chunk:
-                            return "connection closed"
-                        got += chunk
-                    if got != msg:
-                        return "echoed bytes differ"
+                    err = echo_round_trip(s, bytes([(i * 7 + j) % 251 for j in range(ECHO_SIZE)]))
+                    if err:
+                        return err
         return None
     except (OSError, ssl.SSLError) as e:
         return str(e)

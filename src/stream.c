@@ -298,6 +298,21 @@ static void send_done(struct cio__poll_op *op, int res) {
   flush(s); /* the next batch, or flushed() */
 }
 
+/* Exchange the stream's write queue with the send operation's buffer (whose
+ * offsets are 0 while no send is in flight): done twice, it undoes itself. */
+static void swap_queue(cio_stream *s, struct sendop *o) {
+  char *b = o->buf;
+  size_t cap = o->cap, off = o->off, len = o->len;
+  o->buf = s->wbuf;
+  o->cap = s->wcap;
+  o->off = s->wstart;
+  o->len = s->wend;
+  s->wbuf = b;
+  s->wcap = cap;
+  s->wstart = off;
+  s->wend = len;
+}
+
 /* Hand the queue to the kernel as one send. false: no ring entry (the
  * queue stays; flush the readiness way). */
 static bool submit_send(cio_stream *s) {
@@ -311,25 +326,10 @@ static bool submit_send(cio_stream *s) {
     o->loop = s->loop;
     s->sop = o;
   }
-  char *b = o->buf;
-  size_t cap = o->cap;
-  o->buf = s->wbuf;
-  o->cap = s->wcap;
-  o->off = s->wstart;
-  o->len = s->wend;
-  s->wbuf = b;
-  s->wcap = cap;
-  s->wstart = s->wend = 0;
+  swap_queue(s, o);
   s->wflight = o->len - o->off;
   if (sendop_submit(o)) return true;
-  /* Undo. */
-  s->wbuf = o->buf;
-  s->wcap = o->cap;
-  s->wstart = o->off;
-  s->wend = o->len;
-  o->buf = b;
-  o->cap = cap;
-  o->off = o->len = 0;
+  swap_queue(s, o);
   s->wflight = 0;
   return false;
 }

@@ -4,6 +4,7 @@
 # dropped with a message once its queue overflows while the others go on,
 # then SIGTERM shuts the server down cleanly. Bounded: 20 s at most.
 set -eu
+. "$(dirname "$0")/lib.sh"
 unset CIO_VIRTUAL_TIME
 dir="$1"
 out=$(mktemp)
@@ -19,12 +20,7 @@ trap 'kill "$srv" 2>/dev/null || true; rm -f "$out"' EXIT
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
   timeout --foreground -k 5 20 "$dir/chat_server" 127.0.0.1 0 >"$out" 2>&1 &
 srv=$!
-port=""
-for i in $(seq 1 100); do
-  port=$(sed -n 's/^serving on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$out")
-  [ -n "$port" ] && break
-  sleep 0.05
-done
+port=$(wait_port "$out")
 [ -n "$port" ] || { echo "FAIL: the server did not start"; cat "$out"; exit 1; }
 timeout 15 python3 - "$port" <<'PY' || { echo "FAIL: client script"; cat "$out"; exit 1; }
 import socket, sys, time

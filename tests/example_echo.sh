@@ -4,6 +4,7 @@
 # to "localhost" (resolved in the thread pool). Bounded: the server exits
 # after its third connection, and is killed after 20 s in any case.
 set -eu
+. "$(dirname "$0")/lib.sh"
 unset CIO_VIRTUAL_TIME  # real time: the examples run as users run them
 dir="$1"
 out=$(mktemp)
@@ -11,12 +12,7 @@ got=$(mktemp)
 trap 'kill "$srv" 2>/dev/null || true; rm -f "$out" "$got"' EXIT
 timeout 20 "$dir/echo_server" 127.0.0.1 0 3 >"$out" 2>&1 &
 srv=$!
-port=""
-for i in $(seq 1 100); do
-  port=$(sed -n 's/^serving on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$out")
-  [ -n "$port" ] && break
-  sleep 0.05
-done
+port=$(wait_port "$out")
 [ -n "$port" ] || { echo "FAIL: the server did not start"; cat "$out"; exit 1; }
 timeout 10 "$dir/echo_client" 127.0.0.1 "$port" 3 >"$got"
 timeout 10 "$dir/echo_client" localhost "$port" 2 >>"$got"

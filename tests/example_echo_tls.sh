@@ -6,6 +6,7 @@
 # program); and a client trusting another CA, which must fail with the
 # certificate error (that connection never reaches the handler).
 set -eu
+. "$(dirname "$0")/lib.sh"
 unset CIO_VIRTUAL_TIME  # real time: the examples run as users run them
 dir="$1"
 command -v openssl >/dev/null || { echo "SKIP: no openssl command"; exit 0; }
@@ -27,13 +28,7 @@ py=$(command -v python3 || true)
 [ -n "$py" ] && conns=3
 timeout 20 "$dir/echo_server" --tls cert.pem key.pem 127.0.0.1 0 $conns >out 2>&1 &
 srv=$!
-port=""
-for i in $(seq 1 100); do
-  port=$(sed -n 's/^serving on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' out)
-  [ -n "$port" ] && break
-  kill -0 "$srv" 2>/dev/null || break # it exited
-  sleep 0.05
-done
+port=$(wait_port out "$srv")
 if [ -z "$port" ] && grep -q "built without TLS" out; then
   echo "SKIP: cio was built without TLS (CIO_TLS=OFF)"; exit 0
 fi

@@ -88,6 +88,14 @@ static void record(void *arg) {
   fired[nfired++] = *o;
 }
 
+/* What fired came in (deadline, arming order) order. */
+static void assert_fired_in_order(void) {
+  for (unsigned i = 1; i < nfired; i++) {
+    assert_true(fired[i - 1].when <= fired[i].when);
+    if (fired[i - 1].when == fired[i].when) assert_true(fired[i - 1].seq < fired[i].seq);
+  }
+}
+
 static void hundred_thousand_timers_in_order(void **state) {
   (void)state;
   enum { N = 100000 };
@@ -105,10 +113,7 @@ static void hundred_thousand_timers_in_order(void **state) {
   assert_code(cio_call_later(loop, 2, stop_cb, loop, NULL), 0);
   assert_code(cio_loop_run_forever(loop), 0);
   assert_int_equal(nfired, N);
-  for (unsigned i = 1; i < N; i++) {
-    assert_true(fired[i - 1].when <= fired[i].when);
-    if (fired[i - 1].when == fired[i].when) assert_true(fired[i - 1].seq < fired[i].seq);
-  }
+  assert_fired_in_order();
   free(orders);
   free(fired);
   cio_loop_free(loop);
@@ -143,11 +148,8 @@ static void random_arm_and_cancel_keeps_order(void **state) {
   assert_code(cio_call_later(loop, 2, stop_cb, loop, NULL), 0);
   assert_code(cio_loop_run_forever(loop), 0);
   assert_int_equal(nfired, N - ncancel);
-  for (unsigned i = 0; i < nfired; i++) {
-    assert_false(cancelled[fired[i].seq]);
-    if (i && fired[i - 1].when == fired[i].when) assert_true(fired[i - 1].seq < fired[i].seq);
-    if (i) assert_true(fired[i - 1].when <= fired[i].when);
-  }
+  for (unsigned i = 0; i < nfired; i++) assert_false(cancelled[fired[i].seq]);
+  assert_fired_in_order();
   for (unsigned i = 0; i < N; i++) cio_handle_unref(h[i]);
   free(orders);
   free(h);
@@ -244,10 +246,7 @@ static void rising_timers_with_cancels_fire_in_order(void **state) {
   }
   /* Order: within a round, by (deadline, arming order); a later round's
    * timers were armed later, so the same rule holds across rounds. */
-  for (unsigned i = 1; i < nfired; i++) {
-    assert_true(fired[i - 1].when <= fired[i].when);
-    if (fired[i - 1].when == fired[i].when) assert_true(fired[i - 1].seq < fired[i].seq);
-  }
+  assert_fired_in_order();
   for (unsigned i = 0; i < N; i++) cio_handle_unref(h[i]);
   free(seen);
   free(orders);

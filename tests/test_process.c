@@ -637,6 +637,21 @@ static void count_reports(cio_loop *loop, const cio_exception_context *ctx, void
 
 static cio_process *kept;
 
+/* Run fn as a task on a fresh loop to its end, then free the loop with
+ * what fn left behind: exactly one report (the abandoned child or task). */
+static void run_then_free_loop(cio_task_fn fn) {
+  cio_loop *loop;
+  assert_code(cio_loop_new(&loop, NULL), 0);
+  cio_loop_set_exception_handler(loop, count_reports, NULL);
+  cio_task *t = cio_loop_create_task(loop, fn, NULL, NULL);
+  assert_code(cio_loop_run_until_complete(loop, cio_task_future(t)), 0);
+  assert_code(cio_task_result(t, NULL), 0);
+  cio_task_unref(t);
+  reports = 0;
+  assert_code(cio_loop_free(loop), 0);
+  assert_int_equal(reports, 1);
+}
+
 static int start_and_leave(void *arg, void **result) {
   (void)arg;
   (void)result;
@@ -668,16 +683,7 @@ static int start_reader_and_leave(void *arg, void **result) {
  * touches the abandoned frame. */
 static void test_loop_close_with_reader(void **state) {
   (void)state;
-  cio_loop *loop;
-  assert_code(cio_loop_new(&loop, NULL), 0);
-  cio_loop_set_exception_handler(loop, count_reports, NULL);
-  cio_task *t = cio_loop_create_task(loop, start_reader_and_leave, NULL, NULL);
-  assert_code(cio_loop_run_until_complete(loop, cio_task_future(t)), 0);
-  assert_code(cio_task_result(t, NULL), 0);
-  cio_task_unref(t);
-  reports = 0;
-  assert_code(cio_loop_free(loop), 0);
-  assert_int_equal(reports, 1);
+  run_then_free_loop(start_reader_and_leave);
   assert_true(no_children());
   assert_null(cio_process_stdout(kept)); /* freed with the loop */
   assert_code(cio_process_free(kept), 0);
@@ -685,16 +691,7 @@ static void test_loop_close_with_reader(void **state) {
 
 static void test_loop_close_kills_children(void **state) {
   (void)state;
-  cio_loop *loop;
-  assert_code(cio_loop_new(&loop, NULL), 0);
-  cio_loop_set_exception_handler(loop, count_reports, NULL);
-  cio_task *t = cio_loop_create_task(loop, start_and_leave, NULL, NULL);
-  assert_code(cio_loop_run_until_complete(loop, cio_task_future(t)), 0);
-  assert_code(cio_task_result(t, NULL), 0);
-  cio_task_unref(t);
-  reports = 0;
-  assert_code(cio_loop_free(loop), 0);
-  assert_int_equal(reports, 1);
+  run_then_free_loop(start_and_leave);
   assert_true(no_children());
   int code;
   assert_true(cio_process_returncode(kept, &code));
