@@ -285,7 +285,8 @@ void cio_timeout_init(cio_timeout *to);
 CIO_NODISCARD int cio_timeout_enter(cio_timeout *to, double delay);
 
 /* timeout_at(when): as cio_timeout_enter with an absolute deadline on the
- * loop clock (cio_loop_time); when <= now fires on the next iteration. */
+ * loop clock (cio_loop_time); when <= now fires on the next iteration.
+ * Returns as cio_timeout_enter (-EINVAL for to NULL or when NaN). */
 CIO_NODISCARD int cio_timeout_enter_at(cio_timeout *to, double when);
 
 /* __aexit__: disarm, and turn the scope's own cancellation into a timeout.
