@@ -29,6 +29,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,39 +46,52 @@
 #define WBUF_KEEP (256u * 1024u)
 #define DIRECT_READ 16384u       /* read(n >= this) with an empty buffer: recv into the caller's */
 
+/* The first two cache lines (the struct is aligned to them) hold what every
+ * read and write touches, so that a server with many connections misses on
+ * one pair of lines per stream and request, not four or five. */
 struct cio_stream {
+  /* hot: read side and state */
   int fd;
-  cio_loop *loop; /* bound at creation (running loop) or first use */
-  struct cio__transport *transport;
-  cio_stream_opts opts; /* defaults filled in */
+  int rerr;         /* sticky read error */
+  int werr;         /* the connection's write error (sticky) */
   bool is_sock, can_read, can_write, can_eof;
-
-  /* read side */
-  char *rbuf;
-  size_t rcap, rstart, rend;
-  bool eof;     /* EOF seen (or the fd closed) */
-  int rerr;     /* sticky read error */
-  bool reading; /* a reading call is in progress */
-
-  /* write side */
-  char *wbuf;
-  size_t wcap, wstart, wend;
-  size_t high, low;
+  bool eof;         /* EOF seen (or the fd closed) */
+  bool reading;     /* a reading call is in progress */
   bool paused;      /* above high; drain waits until <= low */
   bool cb_armed;    /* writer callback registered */
   bool eof_wanted;  /* write_eof after the flush */
   bool eof_sent;
   bool closing;     /* close() or abort() called */
   bool aborted;
-  int werr;         /* the connection's write error (sticky) */
-  struct sendop *sop; /* io_uring: the send in the kernel, with its own buffer */
+  cio_loop *loop; /* bound at creation (running loop) or first use */
+  struct cio__transport *transport;
+  char *rbuf;
+  size_t rstart, rend;
+  /* hot: write side */
+  size_t rcap;
+  char *wbuf;
+  size_t wcap, wstart, wend;
   size_t wflight;   /* bytes of the queue the kernel has not taken yet (sop) */
+  size_t high, low;
+
+  cio_stream_opts opts; /* defaults filled in */
+  struct sendop *sop; /* io_uring: the send in the kernel, with its own buffer */
   cio_handle *retry; /* transport wanted IN while flushing: poll again later */
   cio_handle *shut_timer; /* bounds the close of a transport stream */
   cio_event drain_ev;  /* set while not paused */
   cio_event empty_ev;  /* set while the queue is empty */
   cio_event closed_ev; /* set once the fd is closed or the connection broke */
 };
+#define STREAM_ALIGN 128
+_Static_assert(offsetof(struct cio_stream, high) + 2 * sizeof(size_t) <= STREAM_ALIGN,
+               "the hot fields fit the first two cache lines");
+
+static cio_stream *stream_alloc(void) {
+  size_t size = (sizeof(cio_stream) + STREAM_ALIGN - 1) / STREAM_ALIGN * STREAM_ALIGN;
+  cio_stream *s = aligned_alloc(STREAM_ALIGN, size);
+  if (s) memset(s, 0, size);
+  return s;
+}
 
 static int need_task(const char *who, struct cio_task **t) {
   *t = cio__current();
@@ -139,7 +153,7 @@ int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_stream **out) {
   bool is_file = S_ISREG(st.st_mode); /* no readiness: the file transport (src/file.c) */
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0) return cio__fail(-errno, "%s(fd %d): %s", who, fd, strerror(errno));
-  cio_stream *s = calloc(1, sizeof *s);
+  cio_stream *s = stream_alloc();
   if (!s) return cio__fail_static(-ENOMEM, "cio_stream_from_fd: out of memory");
   if (is_file && (rc = cio__file_transport_new(fd, cio_get_running_loop(), &s->transport)) < 0) {
     free(s);

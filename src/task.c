@@ -222,6 +222,19 @@ static void task_entry(void *p) {
 }
 
 /* Run the task until it suspends or finishes: one "step". */
+static void step_run(struct cio__cb *cb);
+
+/* The batch's next callback, if it resumes a task: its stack's top lines
+ * come in while this task runs (a few microseconds of system calls at
+ * least), instead of stalling its switch and returns a cache miss each. */
+__attribute__((always_inline)) static inline void prefetch_next(cio_loop *loop) {
+  struct cio__cb *next = loop->batch;
+  if (next && next->run == step_run) {
+    struct cio_task *n = CIO__CONTAINER_OF(next, struct cio_task, step);
+    if (n->tstate == CIO__T_SUSPENDED) cio__ctx_prefetch(&n->u.run.ctx);
+  }
+}
+
 static void run_step(struct cio_task *t) {
   cio_loop *loop = t->fut.loop;
   struct start_args sa;
@@ -257,6 +270,7 @@ static void run_step(struct cio_task *t) {
     cio__ctx_set_bounds(&back, loop->thread_stack_lo, loop->thread_stack_size);
   }
   loop->back = &back;
+  prefetch_next(loop);
   t->tstate = CIO__T_RUNNING;
   loop->current = t;
   publish_running(t);

@@ -1,4 +1,5 @@
 /* Layer 5: tasks, cancellation, sleeping, task-local values, cio_run. */
+#include <fenv.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,6 +10,9 @@
 #include <unistd.h>
 
 #include "cio_test.h"
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -860,6 +864,54 @@ static void stack_overflow_aborts_naming_the_task(void **state) {
   assert_non_null(strstr(buf, "65536"));
 }
 
+/* ---- floating-point control state ------------------------------------------------- */
+
+/* Each task keeps its own floating-point rounding mode across suspensions, as
+ * the ABI keeps it across calls (x86-64: MXCSR's control bits and the x87
+ * control word, which the switch reloads only when they differ). */
+#if defined(__x86_64__)
+static int fp_mode_task(void *arg, void **result) {
+  (void)result;
+  int mode = (int)(intptr_t)arg;
+  assert_int_equal(fegetround(), FE_TONEAREST); /* a new task starts with the default */
+  assert_int_equal(fesetround(mode), 0);
+  unsigned sse = _mm_getcsr() & 0x6000; /* MXCSR's rounding control */
+  for (int i = 0; i < 3; i++) {
+    volatile double x = 1.0, y = 3.0;
+    volatile double q = x / y; /* sets the precision flag: flags differ between tasks */
+    (void)q;
+    assert_code(cio_sleep(0), 0);
+    assert_int_equal(fegetround(), mode); /* the x87 control word */
+    assert_int_equal(_mm_getcsr() & 0x6000, sse);
+  }
+  return 0;
+}
+
+static int t_fp_modes(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  static const int modes[] = {FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO, FE_TONEAREST};
+  cio_task *ts[4];
+  for (int i = 0; i < 4; i++) ts[i] = spawn(fp_mode_task, (void *)(intptr_t)modes[i]);
+  for (int i = 0; i < 4; i++) {
+    assert_code(cio_await(ts[i], NULL), 0);
+    cio_task_unref(ts[i]);
+  }
+  assert_int_equal(fegetround(), FE_TONEAREST); /* and the caller's is its own */
+  return 0;
+}
+
+static void each_task_keeps_its_rounding_mode(void **state) {
+  (void)state;
+  assert_code(run_virtual(t_fp_modes, NULL), 0);
+}
+#else
+static void each_task_keeps_its_rounding_mode(void **state) {
+  (void)state;
+  skip(); /* the AArch64 switch does not keep FPCR (see src/arch/switch_aarch64.S) */
+}
+#endif
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(cancel_before_start),
@@ -889,6 +941,7 @@ int main(void) {
       cmocka_unit_test(real_clock_sleep_takes_real_time),
       cmocka_unit_test(dump_of_pending_tasks_with_stacks),
       cmocka_unit_test(stack_overflow_aborts_naming_the_task),
+      cmocka_unit_test(each_task_keeps_its_rounding_mode),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,11 +22,17 @@ cio__switch_raw:
         subq    $8, %rsp
         stmxcsr (%rsp)              /* SSE rounding/exception mode */
         fnstcw  4(%rsp)             /* x87 control word */
+        movl    (%rsp), %ecx        /* the current words, to compare */
+        movzwl  4(%rsp), %edx
         movq    %rsp, (%rdi)        /* *from_sp = rsp */
         movq    %rsi, %rsp          /* switch stacks */
-        ldmxcsr (%rsp)
-        fldcw   4(%rsp)
+        xorl    (%rsp), %ecx        /* reloading costs a slow, serialising */
+        testl   $0xffc0, %ecx       /* instruction each: only when the */
+        jnz     1f                  /* control bits differ (MXCSR's status */
+        cmpw    4(%rsp), %dx        /* flags are not preserved by the ABI) */
+        jne     1f
         addq    $8, %rsp
+2:
         popq    %r15
         popq    %r14
         popq    %r13
@@ -34,6 +40,10 @@ cio__switch_raw:
         popq    %rbx
         popq    %rbp
         ret                         /* into the resumed context */
+1:      ldmxcsr (%rsp)
+        fldcw   4(%rsp)
+        addq    $8, %rsp
+        jmp     2b
         .cfi_endproc
         .size   cio__switch_raw, .-cio__switch_raw
 
