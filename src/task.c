@@ -224,6 +224,18 @@ static void task_entry(void *p) {
 /* Run the task until it suspends or finishes: one "step". */
 static void step_run(struct cio__cb *cb);
 
+/* Stacks are page-aligned and the same size, so without an offset the frames
+ * every task suspends in (the switch, the await, the fd wait) sit at the same
+ * page offset in every stack: in the same few sets of the L1 and L2 caches,
+ * which then hold only a handful of tasks' frames (a server with 1,000
+ * connections missed on each). Consecutive tasks start their stacks one
+ * cache line apart, over 32 lines (16 for stacks under 64 KiB): at most 2 KiB,
+ * so that a shallow task (a sleeper) still touches only its top page. */
+static size_t stack_colour(const struct cio_task *t, const struct cio__stack *stack) {
+  unsigned mask = stack->size >= 64 * 1024 ? 31 : 15;
+  return (size_t)(t->id & mask) * 64;
+}
+
 /* The batch's next callback, if it resumes a task: its stack's top lines
  * come in while this task runs (a few microseconds of system calls at
  * least), instead of stalling its switch and returns a cache miss each. */
@@ -256,7 +268,8 @@ static void run_step(struct cio_task *t) {
       return;
     }
     sa = (struct start_args){t, t->u.start.fn, t->u.start.arg};
-    cio__ctx_make(&t->u.run.ctx, stack->lo, stack->size, task_entry, &sa);
+    cio__ctx_make(&t->u.run.ctx, stack->lo, stack->size - stack_colour(t, stack), task_entry,
+                  &sa);
     t->u.run.stack = stack;
   }
   struct cio_task *prev = loop->current;
