@@ -83,11 +83,19 @@ static bool uring_prep(cio_loop *loop, struct cio__kop *k, const struct op *o) {
  * request (then the caller uses the thread pool). A cancelled operation
  * returns -ECANCELED once the kernel has let go of the buffer. */
 static ssize_t uring_run(struct cio_task *t, const struct op *o, bool *ran) {
+  cio_loop *loop = t->fut.loop;
   struct cio__kop k;
-  cio__kop_init(&k, t->fut.loop);
-  *ran = uring_prep(t->fut.loop, &k, o);
+  cio__kop_init(&k, loop);
+  *ran = uring_prep(loop, &k, o);
   if (!*ran) return -EAGAIN;
-  return cio__kop_await(t, &k, false);
+  /* Counted as the thread pool's job is: the virtual clock waits for it
+   * (not the 5 ms grace of a watched fd, after which a timer would fire
+   * while the kernel still writes). The count drops once the task has
+   * resumed: meanwhile it is ready, which holds the clock too. */
+  atomic_fetch_add_explicit(&loop->jobs_in_flight, 1, memory_order_relaxed);
+  ssize_t r = cio__kop_await(t, &k, false);
+  atomic_fetch_sub_explicit(&loop->jobs_in_flight, 1, memory_order_relaxed);
+  return r;
 }
 #endif
 

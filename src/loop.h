@@ -124,7 +124,10 @@ struct cio_loop {
   atomic_bool inbox_nonempty;
   atomic_bool inbox_signaled; /* the eventfd has been written and not yet read */
   atomic_bool ever_threadsafe;
-  atomic_int jobs_in_flight;  /* executor jobs that will complete via the inbox */
+  /* Executor jobs that will complete via the inbox, and file operations in
+   * the io_uring (src/file.c): the virtual clock stands still while any is
+   * in flight (time in a worker thread or the kernel is real). */
+  atomic_int jobs_in_flight;
 
   void *thread_stack_lo;   /* the running thread's own stack, for the sanitizers */
   size_t thread_stack_size;

@@ -3,6 +3,7 @@
  * thread pool), and must see the same results. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <signal.h>
@@ -297,6 +298,67 @@ static int concurrent_main(void *arg, void **result) {
 static void test_loop_keeps_running(void **state) {
   (void)state;
   assert_int_equal(run_on(concurrent_main, NULL), 0);
+}
+
+/* A file operation in flight holds the virtual clock, on both engines: the
+ * time it takes in the kernel or in a worker thread is real, and a virtual
+ * timer must not fire past it. (On io_uring the clock used to jump after the
+ * 5 ms grace of a watched fd: a file stream's close, bounded by a 30 s
+ * timer, then dropped the bytes a slow write had not written yet.) The
+ * write below waits for a thread that drains the pipe 100 ms later. */
+#define HOLD_LEN (256u * 1024u)
+static int hold_pipe[2];
+
+static void *late_drain(void *arg) {
+  (void)arg;
+  usleep(100000);
+  static char sink[65536];
+  size_t got = 0;
+  while (got < HOLD_LEN) {
+    ssize_t r = read(hold_pipe[0], sink, sizeof sink);
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  return (void *)(uintptr_t)got;
+}
+
+static int hold_sleeper(void *arg, void **result) {
+  (void)result;
+  int rc = cio_sleep(1.0);
+  if (rc == 0) *(bool *)arg = true;
+  return rc;
+}
+
+static int clock_hold_main(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  assert_int_equal(pipe2(hold_pipe, O_CLOEXEC), 0);
+  static char data[HOLD_LEN];
+  memset(data, 'h', sizeof data);
+  bool fired = false;
+  cio_task *t = cio_create_task(hold_sleeper, &fired, NULL);
+  assert_int_equal(cio_yield(), 0); /* the sleeper's timer is armed */
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, late_drain, NULL), 0);
+  double t0 = now();
+  assert_int_equal(cio_file_write(hold_pipe[1], data, sizeof data), (ssize_t)sizeof data);
+  assert_false(fired);            /* the timer did not fire during the write */
+  assert_true(now() == t0);       /* the clock did not move */
+  void *got;
+  assert_int_equal(pthread_join(th, &got), 0);
+  assert_int_equal((size_t)(uintptr_t)got, HOLD_LEN);
+  assert_int_equal(cio_sleep(1.0), 0); /* and then it moves as usual */
+  assert_true(fired);
+  assert_int_equal(cio_await(t, NULL), 0);
+  cio_task_unref(t);
+  close(hold_pipe[0]);
+  close(hold_pipe[1]);
+  return 0;
+}
+
+static void test_clock_holds(void **state) {
+  (void)state;
+  assert_int_equal(run_on(clock_hold_main, NULL), 0);
 }
 
 /* A kernel that refuses io_uring: the loop falls back to epoll, silently,
@@ -818,6 +880,7 @@ int main(void) {
       cmocka_unit_test(test_stream_lines),      cmocka_unit_test(test_stream_cancel),
       cmocka_unit_test(test_stream_write),      cmocka_unit_test(test_stream_write_error),
       cmocka_unit_test(test_stream_bad_input),  cmocka_unit_test(test_cancel_then_reuse),
+      cmocka_unit_test(test_clock_holds),
   };
   int failed = cmocka_run_group_tests_name("file on io_uring", tests, setup_uring, NULL);
   failed += cmocka_run_group_tests_name("file on epoll (thread pool)", tests, setup_epoll, NULL);

@@ -21,6 +21,10 @@
  * reached the file; a read at the file position may have moved it): use the
  * positional forms (pread/pwrite) where that matters.
  *
+ * Under the virtual clock (loop.h) the clock stands still while a call is
+ * in the kernel or the thread pool, on both engines: the time it takes is
+ * real, and no virtual timer fires past it.
+ *
  * Errors: -errno of the underlying system call (-ENOENT, -EACCES, -EBADF,
  * -EISDIR, -ENOSPC, -EIO, ...) with a message naming the call and the path or
  * fd; -ECANCELED; -EINVAL for NULL or out-of-range arguments; CIO_ENOTASK

@@ -14,9 +14,10 @@
  * step began. The order is deterministic.
  *
  * Virtual clock: when nothing is ready, time jumps to the earliest timer. It
- * does not jump while an executor job is in flight or the cross-thread inbox
- * is non-empty; while fds are registered it first polls for up to 5 ms of real
- * time so that a real peer can answer. So under the virtual clock a timeout
+ * does not jump while an executor job or a file operation (cio/file.h, on
+ * either engine) is in flight or the cross-thread inbox is non-empty; while
+ * fds are registered it first polls for up to 5 ms of real time so that a
+ * real peer can answer. So under the virtual clock a timeout
  * on real I/O fires after about 5 ms of real silence from the peer, whatever
  * its length: the virtual clock is for programs whose peers are other tasks
  * (or fast local peers); use the real clock to time out a slow real peer.
