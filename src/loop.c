@@ -347,7 +347,7 @@ static int foreign_drop(cio_loop *loop, bool wake) {
   pthread_mutex_lock(&loop->inbox_lock);
   int left = atomic_fetch_sub_explicit(&loop->foreign_refs, 1, memory_order_acq_rel) - 1;
   if (wake && left > 0 && !loop->closed && !cio__loop_forked(loop) &&
-      !atomic_exchange_explicit(&loop->inbox_signaled, true, memory_order_acq_rel))
+      !atomic_exchange_explicit(&loop->inbox_signaled, true, memory_order_seq_cst))
     cio__poller_wake(&loop->poller); /* let it look at its deadlock rule again */
   pthread_mutex_unlock(&loop->inbox_lock);
   if (left == 0) loop_destroy(loop);
@@ -547,9 +547,12 @@ int cio__loop_post(cio_loop *loop, struct cio__cb *cb) {
     return CIO_ECLOSED;
   }
   cio__queue_push(&loop->inbox, cb);
-  atomic_store_explicit(&loop->inbox_nonempty, true, memory_order_release);
-  /* One eventfd write per wake-up: the loop clears the flag when it reads. */
-  bool wake = !atomic_exchange_explicit(&loop->inbox_signaled, true, memory_order_acq_rel);
+  /* One eventfd write per wake-up: the loop clears the flag when it reads.
+   * Sequentially consistent, with the loop's side in run_once: either this
+   * exchange comes after the loop's clear (and writes the eventfd), or the
+   * loop's look at inbox_nonempty after its clear sees this item. */
+  atomic_store_explicit(&loop->inbox_nonempty, true, memory_order_seq_cst);
+  bool wake = !atomic_exchange_explicit(&loop->inbox_signaled, true, memory_order_seq_cst);
   if (wake) cio__poller_wake(&loop->poller);
   pthread_mutex_unlock(&loop->inbox_lock);
   return 0;
@@ -720,9 +723,14 @@ static int run_once(cio_loop *loop) {
     int n = cio__poller_wait(&loop->poller, timeout, &woken);
     cio__wd_busy(loop);
     (void)n;
-    if (woken) atomic_store_explicit(&loop->inbox_signaled, false, memory_order_release);
+    /* The eventfd has been read: a thread that posts from now on writes
+     * it again. The clear and the look at the inbox below must not be
+     * reordered (a store then a load: release/acquire allows it, and x86
+     * does it): a post that saw the flag still set, and so did not write,
+     * would stay in the inbox while the loop sleeps (cio__loop_post). */
+    if (woken) atomic_store_explicit(&loop->inbox_signaled, false, memory_order_seq_cst);
   }
-  if (atomic_load_explicit(&loop->inbox_nonempty, memory_order_acquire)) drain_inbox(loop);
+  if (atomic_load_explicit(&loop->inbox_nonempty, memory_order_seq_cst)) drain_inbox(loop);
 
   int64_t now;
   if (loop->virtual_time) {
