@@ -56,6 +56,8 @@ struct cio__debug {
   bool wd_registered, wd_running, wd_reported;
   uint64_t wd_seen;
   int64_t wd_since;
+  int64_t inbox_since; /* first look that saw the inbox waiting while the loop slept; 0 = none */
+  bool inbox_reported;
 
   /* Filled by the stall signal handler in the loop's thread. */
   _Atomic int cap_state; /* 0 idle, 1 requested, 2 writing, 3 done */
@@ -794,6 +796,31 @@ static void stall_report(struct cio__debug *d, int64_t stuck) {
   (void)r;
 }
 
+/* The loop of d sleeps in its poll (the same mark as at the previous look)
+ * while work from other threads waits in its inbox: a post writes the
+ * eventfd unless a wake-up is already on its way, so a poll never sleeps
+ * through a waiting inbox for long. If it does for longer than the
+ * threshold, a wake-up was lost: say so once, and wake the loop (wd_lock
+ * held: the loop is running, its poller alive). */
+static void inbox_waits(struct cio__debug *d, int64_t now, int64_t limit) {
+  if (!d->inbox_since) { /* (it may have come just now) */
+    d->inbox_since = now;
+    return;
+  }
+  if (d->inbox_reported || now - d->inbox_since <= limit) return;
+  d->inbox_reported = true;
+  char buf[256];
+  int w = snprintf(buf, sizeof buf,
+                   "cio: stall: the event loop has slept in its poll for %.2f s while work "
+                   "from other threads waited in its inbox (a lost wake-up); waking it\n",
+                   (double)(now - d->inbox_since) / 1e9);
+  if (w > 0) {
+    ssize_t r = write(2, buf, (size_t)w < sizeof buf ? (size_t)w : sizeof buf - 1);
+    (void)r;
+  }
+  cio__poller_wake(&d->loop->poller);
+}
+
 static void wd_wait(int64_t ns) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -837,6 +864,11 @@ static void *wd_main(void *arg) {
       int64_t limit = atomic_load_explicit(&d->stall_ns, memory_order_relaxed);
       if ((!d->wd_running || limit <= 0) && !d->wd_reported) continue;
       uint64_t tick = atomic_load_explicit(&d->loop->wd_tick, memory_order_relaxed);
+      if (d->wd_running && limit > 0 && (tick & 1) && tick == d->wd_seen &&
+          atomic_load_explicit(&d->loop->inbox_nonempty, memory_order_acquire))
+        inbox_waits(d, now, limit);
+      else
+        d->inbox_since = 0, d->inbox_reported = false;
       if (tick != d->wd_seen || (tick & 1) || !d->wd_running || limit <= 0) {
         if (d->wd_reported) {
           char buf[160];

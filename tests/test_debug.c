@@ -379,6 +379,77 @@ static void test_idle_loop_is_not_a_stall(void **state) {
   assert_null(strstr(stall_out, "stall"));
 }
 
+
+/* A lost wake-up: work from another thread waits in the inbox while the
+ * loop sleeps in its poll. The watchdog reports it and wakes the loop. The
+ * post is made by hand: a thread queues a callback and marks a wake-up as
+ * already sent without sending it (what a post whose eventfd write was
+ * wrongly skipped leaves behind). Without the watchdog the loop would
+ * sleep until the wait's 3 s timeout. */
+struct lost {
+  struct cio__cb cb; /* first: the callback finds the record */
+  cio_loop *loop;
+  cio_future *fut;
+  double waited;
+};
+
+static void lost_cb_run(struct cio__cb *cb) {
+  struct lost *l = (struct lost *)cb;
+  assert_int_equal(cio_future_set_result(l->fut, NULL), 0);
+}
+
+static void *lost_poster(void *arg) {
+  struct lost *l = arg;
+  usleep(50000); /* the loop sleeps by now */
+  pthread_mutex_lock(&l->loop->inbox_lock);
+  cio__queue_push(&l->loop->inbox, &l->cb);
+  atomic_store(&l->loop->inbox_nonempty, true);
+  atomic_store(&l->loop->inbox_signaled, true); /* "a wake-up is on its way": none is */
+  pthread_mutex_unlock(&l->loop->inbox_lock);
+  return NULL;
+}
+
+static int lost_main(void *arg, void **result) {
+  (void)result;
+  struct lost *l = arg;
+  l->fut = cio_future_new(l->loop);
+  assert_non_null(l->fut);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, lost_poster, l), 0);
+  double t0 = real_now();
+  int rc = cio_wait_for(l->fut, 3.0, NULL);
+  l->waited = real_now() - t0;
+  pthread_join(th, NULL);
+  cio_future_unref(l->fut);
+  return rc;
+}
+
+static void lost_noop(void *arg) { (void)arg; }
+
+static void lost_run(void *p) {
+  struct lost *l = p;
+  cio_loop_options o = {.stall_threshold = 0.2};
+  assert_int_equal(cio_loop_new(&l->loop, &o), 0);
+  /* A cross-thread call was made: no deadlock report while it sleeps. */
+  assert_int_equal(cio_call_soon_threadsafe(l->loop, lost_noop, NULL), 0);
+  cio_task *t = cio_loop_create_task(l->loop, lost_main, l, NULL);
+  run_task(l->loop, t);
+  cio_task_unref(t);
+  cio_loop_free(l->loop);
+}
+
+static void test_lost_wakeup_reported(void **state) {
+  (void)state;
+  skip_if_emulated("threads under qemu-user");
+  if (getenv("CIO_STALL_DETECTOR") && strcmp(getenv("CIO_STALL_DETECTOR"), "0") == 0) skip();
+  struct lost l = {.cb.run = lost_cb_run};
+  with_stderr_captured(lost_run, &l);
+  if (!strstr(stall_out, "lost wake-up")) fprintf(stderr, "%s", stall_out);
+  assert_non_null(strstr(stall_out, "cio: stall: the event loop has slept in its poll for 0."));
+  assert_non_null(strstr(stall_out, "waited in its inbox (a lost wake-up); waking it"));
+  assert_true(l.waited < 1.5); /* woken by the watchdog, not by the timeout */
+}
+
 static void test_stall_detector_off(void **state) {
   (void)state;
   cio_loop *loop;
@@ -530,6 +601,7 @@ int main(void) {
       cmocka_unit_test(test_stall_in_syscall_is_not_cut_short),
       cmocka_unit_test(test_idle_loop_is_not_a_stall),
       cmocka_unit_test(test_stall_detector_off),
+      cmocka_unit_test(test_lost_wakeup_reported),
       cmocka_unit_test(test_task_tree),
       cmocka_unit_test(test_frame_walk_never_wraps),
       cmocka_unit_test(test_dump_on_signal),

@@ -36,7 +36,12 @@
  * stack, taken in the loop's thread by a real-time signal (SIGRTMAX-3, installed with SA_RESTART the first time a stall is seen; not
  * installed over a handler someone else put there). When the loop comes back
  * a second line says how long the stall lasted. A loop idle in its poll is
- * never stalled. The hot path pays one plain store per loop iteration. Like
+ * never stalled, with one exception, a bug: a loop that has slept in its poll
+ * for longer than the threshold while work from other threads (an executor
+ * job's outcome, cio_call_soon_threadsafe) waited in its inbox has lost a
+ * wake-up; that is reported once ("... waited in its inbox (a lost
+ * wake-up)") and the watchdog wakes the loop. The hot path pays one plain
+ * store per loop iteration. Like
  * any signal, the one sent may cut short a blocking sleep or poll the stuck
  * thread is in (EINTR); that thread is already misbehaving.
  *
