@@ -5,6 +5,7 @@
  * - A trace buffer: trace("a%d", i) appends "a1 " ...; assert_trace("a1 b2")
  *   compares (the trailing space is ignored) and clears it.
  * - assert_code(rc, CODE): prints both codes by name on failure.
+ * - CIO_TEST_FILTER=pattern in the environment: only the matching tests run.
  */
 #ifndef CIO_TEST_H
 #define CIO_TEST_H
@@ -36,6 +37,14 @@ static inline int cio_test_teardown(void **state) {
 }
 #undef cmocka_unit_test
 #define cmocka_unit_test(f) cmocka_unit_test_teardown(f, cio_test_teardown)
+
+/* CIO_TEST_FILTER=pattern runs only the tests whose name matches it (cmocka's
+ * filter: '*' and '?' wildcards), e.g. to repeat one test in a loop:
+ *   CIO_TEST_FILTER=test_stream_write build/tests/test_file */
+__attribute__((constructor)) static void cio_test_filter(void) {
+  const char *f = getenv("CIO_TEST_FILTER");
+  if (f && *f) cmocka_set_test_filter(f);
+}
 
 /* Death tests and heavy runs: run child(arg) in a forked process with its
  * stderr captured into buf (NUL-terminated, cap bytes at most; the rest is
