@@ -78,6 +78,7 @@ struct cio_stream {
   struct sendop *sop; /* io_uring: the send in the kernel, with its own buffer */
   cio_handle *retry; /* transport wanted IN while flushing: poll again later */
   cio_handle *shut_timer; /* bounds the close of a transport stream */
+  bool shut_timed_out;     /* it expired: werr is -ETIMEDOUT */
   cio_event drain_ev;  /* set while not paused */
   cio_event empty_ev;  /* set while the queue is empty */
   cio_event closed_ev; /* set once the fd is closed or the connection broke */
@@ -1045,6 +1046,12 @@ static void on_shutdown_timeout(void *arg) {
   cio_handle_unref(s->shut_timer);
   s->shut_timer = NULL;
   s->wstart = s->wend = 0;
+  /* As asyncio's "SSL shutdown timed out": wait_closed says the close was
+   * cut short (bytes or the close_notify were dropped). */
+  if (!s->werr) {
+    s->werr = -ETIMEDOUT;
+    s->shut_timed_out = true;
+  }
   close_fd(s);
 }
 
@@ -1365,6 +1372,9 @@ static int do_wait_closed(cio_stream *s) {
     rc = cio_event_wait(&s->closed_ev);
     if (rc < 0) return rc;
   }
+  if (s->shut_timed_out)
+    return cio__fail(s->werr, "%s: the close did not finish within tls_shutdown_timeout (%g s): "
+                     "what was not yet written was dropped", who, s->opts.tls_shutdown_timeout);
   if (s->werr) return cio__fail(s->werr, "%s: %s", who, cio_strerror(s->werr));
   return 0;
 }

@@ -175,10 +175,10 @@ CIO_NODISCARD int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_st
  *   counted by cio_stream_write_buffer_size), drain bounds what is queued
  *   beyond that, and cio_stream_close (then
  *   cio_stream_wait_closed, which returns the first write error, e.g.
- *   -ENOSPC) writes everything before closing the fd. As on a socket, the
+ *   -ENOSPC) writes everything before closing the fd. As over TLS, the
  *   close is bounded by opts.tls_shutdown_timeout (30 s): what is still
- *   unwritten then is dropped. cio_stream_write_eof ends the writing side
- *   the same way without closing. Nothing calls fsync: after wait_closed
+ *   unwritten then is dropped, and wait_closed returns -ETIMEDOUT.
+ *   cio_stream_write_eof ends the writing side the same way without closing. Nothing calls fsync: after wait_closed
  *   the data is in the page cache, as after Python's close().
  * Suspends (the open). On success *out is a new stream the caller frees
  * with cio_stream_free. Returns 0, or: -EINVAL (path or out NULL, bad opts,
@@ -383,8 +383,9 @@ int cio_stream_abort(cio_stream *s);
 /* StreamWriter.wait_closed: suspend until the stream is closed (by
  * cio_stream_close, abort, or another task) and its queue flushed or
  * dropped. Returns 0, or: the write error that ended the connection (-EPIPE,
- * -ECONNRESET, ...), -ECANCELED / -ETIMEDOUT (the flush goes on),
- * CIO_ENOTASK. */
+ * -ECONNRESET, ...), -ETIMEDOUT when a transport stream's (TLS, file) close
+ * was cut short by opts.tls_shutdown_timeout and the rest dropped (asyncio's
+ * "SSL shutdown timed out"), -ECANCELED (the flush goes on), CIO_ENOTASK. */
 CIO_NODISCARD int cio_stream_wait_closed(cio_stream *s);
 /* cio_stream_wait_closed with a timeout in seconds (+INFINITY: none; 0 or less: no
  * suspension when it can complete at once). Also -ETIMEDOUT (nothing changed),
