@@ -178,8 +178,9 @@ CIO_NODISCARD int cio_stream_from_fd(int fd, const cio_stream_opts *opts, cio_st
  *   -ENOSPC) writes everything before closing the fd. As over TLS, the
  *   close is bounded by opts.tls_shutdown_timeout (30 s): what is still
  *   unwritten then is dropped, and wait_closed returns -ETIMEDOUT.
- *   cio_stream_write_eof ends the writing side the same way without closing. Nothing calls fsync: after wait_closed
- *   the data is in the page cache, as after Python's close().
+ *   cio_stream_write_eof ends the writing side the same way without
+ *   closing. Nothing calls fsync: after wait_closed the data is in the page
+ *   cache, as after Python's close().
  * Suspends (the open). On success *out is a new stream the caller frees
  * with cio_stream_free. Returns 0, or: -EINVAL (path or out NULL, bad opts,
  * O_DIRECT), the errors of open(2) (-ENOENT, -EACCES, -EEXIST, -EISDIR

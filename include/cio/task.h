@@ -69,11 +69,12 @@ extern "C" {
  * Memory: a finished task's stack stays in its loop's pool for reuse;
  * after a burst, the stacks not needed during one second of the loop's
  * time are given back to the kernel (MADV_DONTNEED), so the resident size
- * returns near its idle level while the loop is idle or keeps running. */
-/* A task's frames start up to 2 KiB below the top of its stack (1 KiB for
- * stacks under 64 KiB), a cache line further for each new task, so that many
- * suspended tasks' frames do not compete for the same cache sets: that much
- * of stack_size is not usable. */
+ * returns near its idle level while the loop is idle or keeps running.
+ *
+ * Colouring: a task's frames start up to 2 KiB below the top of its stack
+ * (1 KiB for stacks under 64 KiB), a cache line further for each new task,
+ * so that many suspended tasks' frames do not compete for the same cache
+ * sets; that much of stack_size is not usable. */
 #define CIO_STACK_DEFAULT (256u * 1024u)
 #define CIO_STACK_MIN (16u * 1024u)
 
